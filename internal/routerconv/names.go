@@ -1,0 +1,128 @@
+// Package routerconv holds what the vLLM Semantic Router's spans mean, across its four
+// layouts (eras A–D, see ../shared/spec/router-spans.md): which spans are roots, which are
+// guards, which one is the upstream call, and which attributes or events mark a trace as an
+// error or a security block. Both processors use it, so "is this an error" has one answer.
+package routerconv
+
+import (
+	"strings"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// SpanPrefix starts every router span name except era A's parse_request.
+const SpanPrefix = "semantic_router."
+
+// TracerName is the instrumentation scope the router creates its spans with.
+const TracerName = "semantic-router"
+
+// DefaultServiceNames are the service.name values router deployments use: vllm-sr in new
+// defaults, vllm-semantic-router in older configs and the Helm chart.
+var DefaultServiceNames = []string{"vllm-sr", "vllm-semantic-router"}
+
+// Role is what a span does in a router trace.
+type Role uint8
+
+const (
+	RoleUnknown Role = iota
+	// RoleRootEarly is the era A–C root: it ends after header processing, before its children.
+	RoleRootEarly
+	// RoleRoot is the era D root: it stays open until the response is done.
+	RoleRoot
+	RoleParse
+	RoleGuard
+	RoleCache
+	RoleClassify
+	RoleSignal
+	RoleDecision
+	RolePlugin
+	RoleRetrieval
+	RoleSelection
+	RoleSystemPrompt
+	RoleUpstream
+)
+
+// Era is a router span layout generation.
+type Era uint8
+
+const (
+	EraUnknown Era = iota
+	EraA
+	EraB
+	EraC
+	EraD
+)
+
+func (e Era) String() string {
+	return [...]string{"unknown", "A", "B", "C", "D"}[e]
+}
+
+// SpanInfo is the static knowledge about one router span name.
+type SpanInfo struct {
+	Role Role
+	// MinEra is the oldest era that emits this name; spans named only in later eras prove the era.
+	MinEra Era
+	// OpenInferenceKind is the openinference.span.kind the span gets.
+	OpenInferenceKind string
+}
+
+// spanTable lists every span name the router has emitted, by era.
+var spanTable = map[string]SpanInfo{
+	"semantic_router.request.received":          {RoleRootEarly, EraA, "CHAIN"},
+	"semantic_router.request":                   {RoleRoot, EraD, "CHAIN"},
+	"parse_request":                             {RoleParse, EraA, "CHAIN"},
+	"semantic_router.security.jailbreak_detection": {RoleGuard, EraA, "GUARDRAIL"},
+	"semantic_router.security.pii_detection":       {RoleGuard, EraA, "GUARDRAIL"},
+	"semantic_router.cache.lookup":                 {RoleCache, EraA, "CHAIN"},
+	"semantic_router.classification":               {RoleClassify, EraA, "CHAIN"},
+	"semantic_router.routing.decision":             {RoleDecision, EraA, "CHAIN"},
+	"semantic_router.backend.selection":            {RoleSelection, EraA, "CHAIN"},
+	"semantic_router.system_prompt.injection":      {RoleSystemPrompt, EraA, "CHAIN"},
+	"semantic_router.signal.evaluation":            {RoleSignal, EraB, "CHAIN"},
+	"semantic_router.decision.evaluation":          {RoleDecision, EraB, "CHAIN"},
+	"semantic_router.plugin.execution":             {RolePlugin, EraB, "CHAIN"},
+	"semantic_router.rag.retrieval":                {RoleRetrieval, EraC, "RETRIEVER"},
+	"semantic_router.algorithm.selection":          {RoleSelection, EraD, "CHAIN"},
+	"semantic_router.upstream.request":             {RoleUpstream, EraA, "LLM"},
+}
+
+// guardPluginTypes are plugin.type values of plugins that can block a request (era B).
+var guardPluginTypes = map[string]string{"jailbreak": ReasonJailbreak, "pii": ReasonPII}
+
+// LookupSpan returns what is known about a span name. Unknown names under the router prefix
+// are still router spans, with RoleUnknown.
+func LookupSpan(name string) (SpanInfo, bool) {
+	info, ok := spanTable[name]
+	return info, ok
+}
+
+// IsRouterSpanName reports whether a span name alone identifies a router span.
+func IsRouterSpanName(name string) bool {
+	return strings.HasPrefix(name, SpanPrefix)
+}
+
+// IsGuardPlugin reports whether an era B plugin type is a security guard, and which.
+func IsGuardPlugin(pluginType string) (reason string, ok bool) {
+	reason, ok = guardPluginTypes[strings.ToLower(pluginType)]
+	return reason, ok
+}
+
+// Span flags from OTLP: whether the parent is known to be remote (the client's span).
+const (
+	flagHasIsRemote = 0x100
+	flagIsRemote    = 0x200
+)
+
+// IsLocalRoot reports whether a span is the first span of its trace in this process: no
+// parent, a parent flagged remote (the router continues the client's traceparent), or a
+// router root span name.
+func IsLocalRoot(span ptrace.Span) bool {
+	if span.ParentSpanID().IsEmpty() {
+		return true
+	}
+	if f := span.Flags(); f&flagHasIsRemote != 0 && f&flagIsRemote != 0 {
+		return true
+	}
+	role := spanTable[span.Name()].Role
+	return role == RoleRoot || role == RoleRootEarly
+}
