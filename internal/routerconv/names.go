@@ -60,30 +60,30 @@ func (e Era) String() string {
 // SpanInfo is the static knowledge about one router span name.
 type SpanInfo struct {
 	Role Role
-	// MinEra is the oldest era that emits this name; spans named only in later eras prove the era.
-	MinEra Era
+	// Eras is the range of eras that emit this name, for era detection.
+	Eras [2]Era
 	// OpenInferenceKind is the openinference.span.kind the span gets.
 	OpenInferenceKind string
 }
 
 // spanTable lists every span name the router has emitted, by era.
 var spanTable = map[string]SpanInfo{
-	"semantic_router.request.received":          {RoleRootEarly, EraA, "CHAIN"},
-	"semantic_router.request":                   {RoleRoot, EraD, "CHAIN"},
-	"parse_request":                             {RoleParse, EraA, "CHAIN"},
-	"semantic_router.security.jailbreak_detection": {RoleGuard, EraA, "GUARDRAIL"},
-	"semantic_router.security.pii_detection":       {RoleGuard, EraA, "GUARDRAIL"},
-	"semantic_router.cache.lookup":                 {RoleCache, EraA, "CHAIN"},
-	"semantic_router.classification":               {RoleClassify, EraA, "CHAIN"},
-	"semantic_router.routing.decision":             {RoleDecision, EraA, "CHAIN"},
-	"semantic_router.backend.selection":            {RoleSelection, EraA, "CHAIN"},
-	"semantic_router.system_prompt.injection":      {RoleSystemPrompt, EraA, "CHAIN"},
-	"semantic_router.signal.evaluation":            {RoleSignal, EraB, "CHAIN"},
-	"semantic_router.decision.evaluation":          {RoleDecision, EraB, "CHAIN"},
-	"semantic_router.plugin.execution":             {RolePlugin, EraB, "CHAIN"},
-	"semantic_router.rag.retrieval":                {RoleRetrieval, EraC, "RETRIEVER"},
-	"semantic_router.algorithm.selection":          {RoleSelection, EraD, "CHAIN"},
-	"semantic_router.upstream.request":             {RoleUpstream, EraA, "LLM"},
+	"semantic_router.request.received":             {RoleRootEarly, [2]Era{EraA, EraC}, "CHAIN"},
+	"semantic_router.request":                      {RoleRoot, [2]Era{EraD, EraD}, "CHAIN"},
+	"parse_request":                                {RoleParse, [2]Era{EraA, EraA}, "CHAIN"},
+	"semantic_router.security.jailbreak_detection": {RoleGuard, [2]Era{EraA, EraA}, "GUARDRAIL"},
+	"semantic_router.security.pii_detection":       {RoleGuard, [2]Era{EraA, EraA}, "GUARDRAIL"},
+	"semantic_router.cache.lookup":                 {RoleCache, [2]Era{EraA, EraA}, "CHAIN"},
+	"semantic_router.classification":               {RoleClassify, [2]Era{EraA, EraA}, "CHAIN"},
+	"semantic_router.routing.decision":             {RoleDecision, [2]Era{EraA, EraA}, "CHAIN"},
+	"semantic_router.backend.selection":            {RoleSelection, [2]Era{EraA, EraA}, "CHAIN"},
+	"semantic_router.system_prompt.injection":      {RoleSystemPrompt, [2]Era{EraA, EraA}, "CHAIN"},
+	"semantic_router.signal.evaluation":            {RoleSignal, [2]Era{EraB, EraD}, "CHAIN"},
+	"semantic_router.decision.evaluation":          {RoleDecision, [2]Era{EraB, EraD}, "CHAIN"},
+	"semantic_router.plugin.execution":             {RolePlugin, [2]Era{EraB, EraD}, "CHAIN"},
+	"semantic_router.rag.retrieval":                {RoleRetrieval, [2]Era{EraC, EraD}, "RETRIEVER"},
+	"semantic_router.algorithm.selection":          {RoleSelection, [2]Era{EraD, EraD}, "CHAIN"},
+	"semantic_router.upstream.request":             {RoleUpstream, [2]Era{EraA, EraD}, "LLM"},
 }
 
 // guardPluginTypes are plugin.type values of plugins that can block a request (era B).

@@ -66,23 +66,74 @@ type scan struct {
 	piiHit         bool
 }
 
-// attrRules maps every attribute key that carries an error or block signal, legacy and
-// canonical, to how it is read. Values of the wrong type are read leniently ("true", "503"),
-// since the sampler must work on spans vsr_attributes has not fixed.
-var attrRules = map[string]func(*scan, pcommon.Value){
-	"error.type":                func(s *scan, v pcommon.Value) { s.errorType = v.AsString() },
-	"http.response.status_code": func(s *scan, v pcommon.Value) { s.httpStatus, _ = AsInt(v) },
-	"http.status_code":          func(s *scan, v pcommon.Value) { s.httpStatus, _ = AsInt(v) },
-	"plugin.type":               func(s *scan, v pcommon.Value) { s.pluginType = strings.ToLower(v.AsString()) },
-	"plugin.status":             func(s *scan, v pcommon.Value) { s.pluginStatus = strings.ToLower(v.AsString()) },
-	"plugin.result":             func(s *scan, v pcommon.Value) { s.readDetection(v.AsString()) },
-	"request.outcome":           func(s *scan, v pcommon.Value) { s.outcome = strings.ToLower(v.AsString()) },
-	"security.reason":           func(s *scan, v pcommon.Value) { s.securityReason = strings.ToLower(v.AsString()) },
-	"security.action":           func(s *scan, v pcommon.Value) { s.blocked = strings.EqualFold(v.AsString(), "blocked") },
-	"rag.success":               func(s *scan, v pcommon.Value) { b, ok := AsBool(v); s.ragFailed = ok && !b },
-	"jailbreak.detected":        func(s *scan, v pcommon.Value) { b, _ := AsBool(v); s.jailbreakHit = s.jailbreakHit || b },
-	"pii.detected":              func(s *scan, v pcommon.Value) { b, _ := AsBool(v); s.piiHit = s.piiHit || b },
-	"decision.matched_rules":    func(s *scan, v pcommon.Value) { s.readMatchedRules(v) },
+// field is a fact Classify reads from attributes.
+type field uint8
+
+const (
+	fieldErrorType field = iota
+	fieldHTTPStatus
+	fieldPluginType
+	fieldPluginStatus
+	fieldPluginResult
+	fieldOutcome
+	fieldSecurityReason
+	fieldSecurityAction
+	fieldRAGSuccess
+	fieldJailbreakDetected
+	fieldPIIDetected
+	fieldMatchedRules
+)
+
+// signalKeys maps every attribute key that carries an error or block signal, in every era's
+// spelling, to the fact it holds.
+var signalKeys = map[string]field{
+	"error.type":                fieldErrorType,
+	"http.response.status_code": fieldHTTPStatus,
+	"http.status_code":          fieldHTTPStatus,
+	"plugin.type":               fieldPluginType,
+	"plugin.status":             fieldPluginStatus,
+	"plugin.result":             fieldPluginResult,
+	"request.outcome":           fieldOutcome,
+	"security.reason":           fieldSecurityReason,
+	"security.action":           fieldSecurityAction,
+	"rag.success":               fieldRAGSuccess,
+	"jailbreak.detected":        fieldJailbreakDetected,
+	"pii.detected":              fieldPIIDetected,
+	"decision.matched_rules":    fieldMatchedRules,
+}
+
+// read records one fact. Values of the wrong type are read leniently ("true", "503"), since
+// the sampler must work on spans vsr_attributes has not fixed.
+func (s *scan) read(f field, v pcommon.Value) {
+	switch f {
+	case fieldErrorType:
+		s.errorType = v.AsString()
+	case fieldHTTPStatus:
+		s.httpStatus, _ = AsInt(v)
+	case fieldPluginType:
+		s.pluginType = strings.ToLower(v.AsString())
+	case fieldPluginStatus:
+		s.pluginStatus = strings.ToLower(v.AsString())
+	case fieldPluginResult:
+		s.readDetection(v.AsString())
+	case fieldOutcome:
+		s.outcome = strings.ToLower(v.AsString())
+	case fieldSecurityReason:
+		s.securityReason = strings.ToLower(v.AsString())
+	case fieldSecurityAction:
+		s.blocked = strings.EqualFold(v.AsString(), "blocked")
+	case fieldRAGSuccess:
+		b, ok := AsBool(v)
+		s.ragFailed = ok && !b
+	case fieldJailbreakDetected:
+		b, _ := AsBool(v)
+		s.jailbreakHit = s.jailbreakHit || b
+	case fieldPIIDetected:
+		b, _ := AsBool(v)
+		s.piiHit = s.piiHit || b
+	case fieldMatchedRules:
+		s.readMatchedRules(v)
+	}
 }
 
 // errorOutcomes are the era D request.outcome values that mean the router failed.
@@ -124,8 +175,8 @@ func (s *scan) readMatchedRules(v pcommon.Value) {
 func Classify(span ptrace.Span, router bool) Facts {
 	var s scan
 	for k, v := range span.Attributes().All() {
-		if read, ok := attrRules[k]; ok {
-			read(&s, v)
+		if f, ok := signalKeys[k]; ok {
+			s.read(f, v)
 		}
 	}
 	var f Facts
@@ -148,10 +199,13 @@ func Classify(span ptrace.Span, router bool) Facts {
 		f.Signals |= SigBlocked
 		f.BlockReason = reason
 	case router && s.httpStatus == 403 && statusError && IsLocalRoot(span):
-		// Era D marks a guard block only by the root's 403 and error status: a block, not a failure.
+		// Era D marks a guard block only by the root's 403 and error status.
 		f.Signals |= SigBlocked
 		f.BlockReason = blockReason(&s, span.Name())
-		return f
+	}
+	if f.Signals&SigBlocked != 0 {
+		// A block's error status and 4xx are the guard working, not a failure.
+		statusError = false
 	}
 
 	if errType := errorType(&s, span, statusError); errType != "" {

@@ -311,7 +311,11 @@ func (b *builder) eraB() {
 	sig := b.span("semantic_router.signal.evaluation", ptrace.SpanKindInternal, root.SpanID(), b.ms(5, 40))
 	sig.Attributes().PutStr("category.name", req.Category)
 	dec := b.span("semantic_router.decision.evaluation", ptrace.SpanKindInternal, sig.SpanID(), b.ms(1, 5))
-	dec.Attributes().PutStr("decision.name", req.Category+"_decision")
+	da := dec.Attributes()
+	da.PutStr("decision.name", req.Category+"_decision")
+	da.PutStr("routing.original_model", "auto")
+	da.PutStr("routing.selected_model", req.Model)
+	da.PutBool("reasoning.enabled", false)
 
 	jbStatus, jbResult := "success", "no_jailbreak_detected"
 	if req.Outcome == OutcomeJailbreak {

@@ -1,0 +1,301 @@
+// Package normalize is the pure core of vsr_attributes: it rewrites the router's spans, of
+// whatever era, into the canonical schema of schema.go. It knows nothing of the collector, so
+// it is unit-tested and fuzzed directly.
+package normalize
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"hash"
+	"sync"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
+)
+
+// Mode is what the normaliser does with what it finds.
+type Mode uint8
+
+const (
+	// ModeFix renames, converts and repairs; values it cannot repair are removed.
+	ModeFix Mode = iota
+	// ModeReport leaves the router's attributes as they are and only annotates.
+	ModeReport
+	// ModeStrict is ModeFix, but values of the wrong type or outside their enum are removed
+	// rather than coerced.
+	ModeStrict
+)
+
+// Action is what happens to personal data.
+type Action uint8
+
+const (
+	// ActionHash replaces the value with a keyed hash, or removes it when there is no key.
+	ActionHash Action = iota
+	ActionDrop
+	ActionKeep
+)
+
+// QueryMode is what happens to a query string split off a path.
+type QueryMode uint8
+
+const (
+	QueryRedactValues QueryMode = iota
+	QueryKeep
+	QueryDrop
+)
+
+// Options configure a Normalizer.
+type Options struct {
+	Mode           Mode
+	ServiceNames   []string
+	KeepLegacyKeys bool
+	URLQuery       QueryMode
+	// MaxValueBytes bounds string values on router spans; 0 means no bound.
+	MaxValueBytes    int
+	MaxIssuesPerSpan int
+	HashKey          []byte
+	Prompts          Action
+	Identifiers      Action
+	// AllowListOnly removes every router span attribute that is neither in the schema nor in
+	// AllowedKeys.
+	AllowListOnly bool
+	AllowedKeys   []string
+}
+
+// Issue is a kind of thing the normaliser fixed, converted or rejected.
+type Issue uint8
+
+const (
+	// Schema migrations and known router wire formats: counted, not listed on the span.
+	IssueRenamed Issue = iota
+	IssueConverted
+	// IssueRounded undoes the router's float32 widening, which every era sends.
+	IssueRounded
+	IssueRedacted
+	IssueNotAllowed
+	// IssueUnknownKey is a key outside the schema on a router span, a sign of a new router version.
+	IssueUnknownKey
+	// Defects in what the router sent: counted and listed in vsr.normalize.issues.
+	IssueCoerced
+	IssueCase
+	IssueUnknownValue
+	IssueInvalid
+	IssueConflict
+	IssueTruncated
+	IssueInvalidUTF8
+	NumIssues
+)
+
+var issueNames = [NumIssues]string{"renamed", "converted", "rounded", "redacted", "not_allowed", "unknown_key",
+	"coerced", "case", "unknown_value", "invalid", "conflict", "truncated", "invalid_utf8"}
+
+func (i Issue) String() string { return issueNames[i] }
+
+// listed reports whether the issue is a defect worth naming on the span.
+func (i Issue) listed() bool { return i >= IssueCoerced }
+
+// Stats is what one call to Traces did.
+type Stats struct {
+	// Spans is the number of router spans normalized.
+	Spans  int
+	Issues [NumIssues]int
+	// Traces counts the router traces of the batch by detected era.
+	Traces [routerconv.EraD + 1]int
+}
+
+const hashPrefix = "hmac-sha256:"
+
+// source is where a key sends its value.
+type source struct {
+	attr *Attr
+	conv Conv
+	eras [2]routerconv.Era
+	// legacy is set when the key is an older name of attr.Key.
+	legacy bool
+}
+
+// Normalizer rewrites router spans into the canonical schema. It is safe for concurrent use.
+type Normalizer struct {
+	opts            Options
+	services        map[string]bool
+	spanSources     map[string]source
+	resourceSources map[string]source
+	// allowed are the keys outside the schema that allow-list mode keeps.
+	allowed map[string]bool
+	pool    sync.Pool
+}
+
+// New returns a Normalizer for opts.
+func New(opts Options) *Normalizer {
+	n := &Normalizer{
+		opts:            opts,
+		services:        map[string]bool{},
+		spanSources:     map[string]source{},
+		resourceSources: map[string]source{},
+		allowed:         map[string]bool{},
+	}
+	for _, s := range opts.ServiceNames {
+		n.services[s] = true
+	}
+	for i := range Schema {
+		a := &Schema[i]
+		sources := n.spanSources
+		if a.Resource {
+			sources = n.resourceSources
+		}
+		conv := ConvNone
+		if a.Key == "url.path" {
+			conv = ConvSplitQuery
+		}
+		sources[a.Key] = source{attr: a, conv: conv, eras: a.Eras}
+		for _, l := range a.Legacy {
+			sources[l.Key] = source{attr: a, conv: l.Conv, eras: l.Eras, legacy: true}
+		}
+	}
+	for _, k := range opts.AllowedKeys {
+		n.allowed[k] = true
+	}
+	if opts.Prompts == ActionHash && len(opts.HashKey) == 0 {
+		n.opts.Prompts = ActionDrop
+	}
+	if opts.Identifiers == ActionHash && len(opts.HashKey) == 0 {
+		n.opts.Identifiers = ActionDrop
+	}
+	n.pool.New = func() any {
+		w := &work{traces: map[pcommon.TraceID]*traceFacts{}}
+		if len(opts.HashKey) > 0 {
+			w.mac = hmac.New(sha256.New, opts.HashKey)
+		}
+		return w
+	}
+	return n
+}
+
+// work is the scratch state of one call, pooled so a batch allocates little.
+type work struct {
+	n     *Normalizer
+	stats *Stats
+	// Per span, reset by each span.
+	writes  []write
+	removes []string
+	issues  []string
+	eras    [2]routerconv.Era
+	// Per batch.
+	traces  map[pcommon.TraceID]*traceFacts
+	spare   []*traceFacts
+	pending []ptrace.Span
+	mac     hash.Hash
+}
+
+type write struct {
+	key string
+	v   value
+}
+
+// traceFacts is what the spans of one trace in the batch tell about the whole request.
+type traceFacts struct {
+	root          ptrace.Span
+	hasRoot       bool
+	spans         int
+	selectedModel string
+	originalModel string
+	category      string
+	cacheHit      bool
+	cacheKnown    bool
+	verdict       routerconv.Verdict
+	maxEnd        pcommon.Timestamp
+	eras          [2]routerconv.Era
+	erasKnown     bool
+	// modelessLLMs are era A upstream spans, which name no model: they get the routed one.
+	modelessLLMs []ptrace.Span
+}
+
+// Traces normalizes every router span of td in place. It never removes a span.
+func (n *Normalizer) Traces(td ptrace.Traces) Stats {
+	var stats Stats
+	w := n.pool.Get().(*work)
+	w.n, w.stats = n, &stats
+	defer func() {
+		for _, tf := range w.traces {
+			clear(tf.modelessLLMs)
+			*tf = traceFacts{modelessLLMs: tf.modelessLLMs[:0]}
+			w.spare = append(w.spare, tf)
+		}
+		clear(w.traces)
+		w.pending = w.pending[:0]
+		w.stats = nil
+		n.pool.Put(w)
+	}()
+
+	for _, rs := range td.ResourceSpans().All() {
+		routerResource := false
+		if name, ok := rs.Resource().Attributes().Get("service.name"); ok {
+			routerResource = n.services[name.AsString()]
+		}
+		holdsRouterSpans := false
+		for _, ss := range rs.ScopeSpans().All() {
+			routerScope := routerResource || ss.Scope().Name() == routerconv.TracerName
+			for _, span := range ss.Spans().All() {
+				switch {
+				case routerScope || routerconv.IsRouterSpanName(span.Name()):
+					w.span(span)
+					holdsRouterSpans = true
+				case span.Name() == "parse_request":
+					w.pending = append(w.pending, span)
+				}
+			}
+		}
+		if routerResource || holdsRouterSpans {
+			w.attributes(rs.Resource().Attributes(), n.resourceSources, true)
+			w.apply(rs.Resource().Attributes())
+		}
+	}
+	// parse_request has no prefix: it is the router's when its trace has a router root.
+	for _, span := range w.pending {
+		if tf := w.traces[span.TraceID()]; tf != nil && tf.hasRoot {
+			w.span(span)
+		}
+	}
+	for _, tf := range w.traces {
+		w.summarize(tf)
+	}
+	return stats
+}
+
+// maxIssueKeyBytes bounds the key quoted in an issue, which may be any key the router sent.
+const maxIssueKeyBytes = 64
+
+func (w *work) count(i Issue, key string) {
+	w.stats.Issues[i]++
+	if i.listed() && len(w.issues) < w.n.opts.MaxIssuesPerSpan {
+		var ignored issueSet
+		w.issues = append(w.issues, i.String()+":"+sanitizeString(key, maxIssueKeyBytes, &ignored))
+	}
+}
+
+func (w *work) countAll(set issueSet, key string) {
+	for i := range NumIssues {
+		if set.has(i) {
+			w.count(i, key)
+		}
+	}
+}
+
+// factsFor returns the facts of a trace, reusing those of earlier batches.
+func (w *work) factsFor(traceID pcommon.TraceID) *traceFacts {
+	if tf := w.traces[traceID]; tf != nil {
+		return tf
+	}
+	var tf *traceFacts
+	if n := len(w.spare); n > 0 {
+		tf = w.spare[n-1]
+		w.spare = w.spare[:n-1]
+	} else {
+		tf = &traceFacts{}
+	}
+	w.traces[traceID] = tf
+	return tf
+}
