@@ -1,0 +1,170 @@
+package sampler
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+)
+
+// Rule keeps traces that have an attribute with one of some values at its own rate.
+type Rule struct {
+	Name string
+	// Key is a span or resource attribute; any span of the trace may carry it.
+	Key        string
+	Values     []string
+	Percentage float64
+}
+
+// Dynamic spreads a target rate of kept traces over the values of some keys, so rare routes
+// are kept more often than common ones.
+type Dynamic struct {
+	Keys []string
+	// TargetPerSecond is the rate of kept traces aimed at, across all keys.
+	TargetPerSecond float64
+	// Window is how often rates are recomputed from the traffic seen.
+	Window time.Duration
+	// MaxKeys bounds the keys tracked; traces beyond share one rate.
+	MaxKeys int
+}
+
+// Config configures the core. Durations are on the caller's clock.
+type Config struct {
+	// Grace is how long a trace whose root has ended waits for more spans.
+	Grace time.Duration
+	// TraceTimeout decides a trace this long after its first span, root or not.
+	TraceTimeout time.Duration
+	// SlowThreshold keeps traces whose request took at least this long; 0 disables it.
+	SlowThreshold     time.Duration
+	Rules             []Rule
+	DefaultPercentage float64
+	// Dynamic replaces DefaultPercentage when set.
+	Dynamic *Dynamic
+	// MaxBufferBytes bounds the encoded size of all buffered spans.
+	MaxBufferBytes int64
+	MaxTraceBytes  int64
+	MaxTraceSpans  int
+	// DecideOnPressure decides the oldest traces when the budget is exceeded; without it the
+	// caller must hold back input instead (block_on_overflow).
+	DecideOnPressure bool
+	KeepCacheEntries int
+	DropCacheEntries int
+	Shards           int
+	// ServiceNames are the router's service.name values.
+	ServiceNames []string
+}
+
+// Reason is why a trace was kept or dropped.
+type Reason uint8
+
+const (
+	ReasonError Reason = iota
+	ReasonBlocked
+	ReasonSlow
+	ReasonRule
+	ReasonDynamic
+	ReasonDefault
+	NumReasons
+)
+
+func (r Reason) String() string {
+	return [...]string{"error", "blocked", "slow", "rule", "dynamic", "default"}[r]
+}
+
+// Trigger is what made the decision happen when it did.
+type Trigger uint8
+
+const (
+	// TriggerImmediate: a keep-always signal arrived.
+	TriggerImmediate Trigger = iota
+	// TriggerRoot: the root ended and no span is known to be missing.
+	TriggerRoot
+	// TriggerGrace: the root ended and no span came for Grace.
+	TriggerGrace
+	TriggerTimeout
+	// TriggerLimit: the trace reached MaxTraceSpans or MaxTraceBytes.
+	TriggerLimit
+	TriggerPressure
+	TriggerShutdown
+	NumTriggers
+)
+
+func (t Trigger) String() string {
+	return [...]string{"immediate", "root", "grace", "timeout", "limit", "pressure", "shutdown"}[t]
+}
+
+// LateOutcome is what happened to a span that arrived after its trace was decided.
+type LateOutcome uint8
+
+const (
+	LateKept LateOutcome = iota
+	LateDropped
+	// LateRescued: an error or block span arrived for a dropped trace; it and later spans are kept.
+	LateRescued
+	NumLateOutcomes
+)
+
+func (o LateOutcome) String() string { return [...]string{"kept", "dropped", "rescued"}[o] }
+
+// Decision is the outcome for one trace.
+type Decision struct {
+	Keep   bool
+	Reason Reason
+	// Rule is the index of the matching rule when Reason is ReasonRule.
+	Rule int
+	// Threshold is the OTEP 235 threshold written to kept spans.
+	Threshold sampling.Threshold
+}
+
+// Observer receives the core's events for telemetry. It is called with a shard locked, so it
+// must be quick and must not call back into the Sampler.
+type Observer interface {
+	Decided(d Decision, trigger Trigger, spans int, latency time.Duration)
+	LateSpan(o LateOutcome)
+	DuplicateSpan()
+}
+
+// validate checks what the core relies on; the processor's Config reports user errors by key.
+func (c *Config) validate() error {
+	var errs []error
+	if c.Grace <= 0 || c.TraceTimeout <= 0 {
+		errs = append(errs, errors.New("grace and trace timeout must be positive"))
+	}
+	if c.MaxBufferBytes <= 0 || c.MaxTraceBytes <= 0 || c.MaxTraceSpans <= 0 {
+		errs = append(errs, errors.New("buffer and trace limits must be positive"))
+	}
+	for _, p := range append([]float64{c.DefaultPercentage}, rulePercentages(c.Rules)...) {
+		if p < 0 || p > 100 {
+			errs = append(errs, fmt.Errorf("percentage %v outside [0, 100]", p))
+		}
+	}
+	if d := c.Dynamic; d != nil && (d.TargetPerSecond <= 0 || d.Window <= 0 || len(d.Keys) == 0) {
+		errs = append(errs, errors.New("dynamic sampling needs keys, a positive target and window"))
+	}
+	return errors.Join(errs...)
+}
+
+func rulePercentages(rules []Rule) []float64 {
+	out := make([]float64, len(rules))
+	for i, r := range rules {
+		out[i] = r.Percentage
+	}
+	return out
+}
+
+// thresholdPrecision is the hex digits of a written threshold, as contrib's
+// probabilistic_sampler uses: "th:e666" rather than "th:e6666666666666".
+const thresholdPrecision = 4
+
+// thresholdFor turns a percentage into an OTEP 235 threshold: keep when randomness ≥ threshold.
+func thresholdFor(percentage float64) sampling.Threshold {
+	if percentage <= 0 {
+		return sampling.NeverSampleThreshold
+	}
+	th, err := sampling.ProbabilityToThresholdWithPrecision(min(percentage/100, 1), thresholdPrecision)
+	if err != nil {
+		return sampling.NeverSampleThreshold
+	}
+	return th
+}

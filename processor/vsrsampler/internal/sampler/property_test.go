@@ -1,0 +1,226 @@
+package sampler
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
+	"github.com/otelcol-vsr/otelcol-vsr/internal/routersim"
+)
+
+// spanKey identifies a span across traces.
+type spanKey struct {
+	trace pcommon.TraceID
+	span  pcommon.SpanID
+}
+
+// delivery is one span on its way: which trace, which span, and whether it is a retry.
+type delivery struct {
+	trace int
+	span  int
+}
+
+// stream is a random but reproducible arrival of router traffic at one collector: traces in
+// flight at once, their spans interleaved and split across batches, retried exports, and for
+// kept traces a tail of spans arriving long after the decision.
+type stream struct {
+	traces  []routersim.Trace
+	batches [][]delivery
+	// gaps[i] is the clock advance after batch i.
+	gaps []time.Duration
+}
+
+// mustKeep reports whether the simulator made a trace that must always be kept.
+func mustKeep(tr routersim.Trace) bool {
+	return tr.Request.Outcome == routersim.OutcomeError || tr.Request.Outcome.Blocked()
+}
+
+// evidence is the index of the first span that shows why a trace must be kept.
+func evidence(tr routersim.Trace) int {
+	for i, s := range tr.Spans().All() {
+		if keepAlways(routerconv.Classify(s, true).Signals) {
+			return i
+		}
+	}
+	return -1
+}
+
+// newStream draws a stream. Ordered streams deliver each trace's spans in the order the router
+// ends them, with gaps shorter than the grace period; unordered ones shuffle each trace.
+func newStream(seed uint64, ordered bool) stream {
+	rng := rand.New(rand.NewPCG(seed, 99))
+	mix := routersim.Mix{EraWeights: [4]float64{1, 1, 1, 1}, ErrorRate: 0.15, BlockedRate: 0.15, SlowRate: 0.05, CacheHitRate: 0.1, RemoteParentRate: 0.5}
+	drawer := routersim.NewDrawer(mix, rng)
+	var st stream
+	n := 20 + rng.IntN(40)
+	for i := range n {
+		st.traces = append(st.traces, routersim.Build(drawer.Draw(t0.Add(time.Duration(i)*100*time.Millisecond)), rng))
+	}
+	queues := make([][]int, n) // spans still to deliver, per trace
+	var lateTail [][]delivery
+	for i, tr := range st.traces {
+		order := make([]int, tr.SpanCount())
+		for j := range order {
+			order[j] = j
+		}
+		if !ordered {
+			rng.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+		}
+		if ev := evidence(tr); ordered && ev >= 0 && ev+1 < len(order) && rng.IntN(2) == 0 {
+			var tail []delivery
+			for _, j := range order[ev+1:] {
+				tail = append(tail, delivery{i, j})
+			}
+			lateTail = append(lateTail, tail)
+			order = order[:ev+1]
+		}
+		queues[i] = order
+	}
+	var delivered []delivery
+	next, active := 0, []int{}
+	for next < n || len(active) > 0 {
+		for len(active) < 8 && next < n {
+			active = append(active, next)
+			next++
+		}
+		var batch []delivery
+		still := active[:0]
+		for _, i := range active {
+			for k := 1 + rng.IntN(2); k > 0 && len(queues[i]) > 0; k-- {
+				batch = append(batch, delivery{i, queues[i][0]})
+				queues[i] = queues[i][1:]
+			}
+			if len(queues[i]) > 0 {
+				still = append(still, i)
+			}
+		}
+		active = still
+		if len(delivered) > 0 && rng.IntN(5) == 0 { // a retried export
+			batch = append(batch, delivered[rng.IntN(len(delivered))])
+		}
+		rng.Shuffle(len(batch), func(a, b int) { batch[a], batch[b] = batch[b], batch[a] })
+		delivered = append(delivered, batch...)
+		st.batches = append(st.batches, batch)
+		st.gaps = append(st.gaps, time.Duration(rng.IntN(300))*time.Millisecond)
+	}
+	for _, tail := range lateTail {
+		st.batches = append(st.batches, tail)
+		st.gaps = append(st.gaps, 5*time.Second)
+	}
+	return st
+}
+
+// batch builds the OTLP request for batch i, one resource per trace as router pods send.
+func (st stream) batch(i int) ptrace.Traces {
+	td := ptrace.NewTraces()
+	for _, d := range st.batches[i] {
+		tr := st.traces[d.trace]
+		src := tr.Traces.ResourceSpans().At(0)
+		rs := td.ResourceSpans().AppendEmpty()
+		src.Resource().CopyTo(rs.Resource())
+		ss := rs.ScopeSpans().AppendEmpty()
+		src.ScopeSpans().At(0).Scope().CopyTo(ss.Scope())
+		tr.Spans().At(d.span).CopyTo(ss.Spans().AppendEmpty())
+	}
+	return td
+}
+
+// runStream feeds a stream through a sampler and checks the properties every stream must
+// keep; ordered streams must also keep traces whole.
+func runStream(t *testing.T, seed uint64, ordered bool) {
+	st := newStream(seed, ordered)
+	cfg := testConfig()
+	cfg.DefaultPercentage = 30
+	s, _ := newSampler(t, cfg)
+	// The sampler never copies a span: each leaves at most as often as it came. Retries of a
+	// buffered span are collapsed (TestDuplicateSpansWhileBuffered); a retry arriving after
+	// the decision is indistinguishable from a late span and follows it.
+	in := map[spanKey]int{}
+	out := map[spanKey]int{}
+	ths := map[spanKey]string{}
+	collect := func(td ptrace.Traces) {
+		for _, rs := range td.ResourceSpans().All() {
+			for _, ss := range rs.ScopeSpans().All() {
+				for _, span := range ss.Spans().All() {
+					k := spanKey{span.TraceID(), span.SpanID()}
+					out[k]++
+					ths[k] = span.TraceState().AsRaw()
+				}
+			}
+		}
+	}
+	now := t0
+	for i := range st.batches {
+		for _, d := range st.batches[i] {
+			span := st.traces[d.trace].Spans().At(d.span)
+			in[spanKey{span.TraceID(), span.SpanID()}]++
+		}
+		collect(s.Consume(st.batch(i), now))
+		now = now.Add(st.gaps[i])
+		collect(s.Tick(now))
+	}
+	collect(s.Flush(now))
+
+	if bytes, traces := s.Held(); bytes != 0 || traces != 0 {
+		t.Fatalf("seed %d: %d bytes in %d traces held after flush", seed, bytes, traces)
+	}
+	for k, n := range out {
+		if n > in[k] {
+			t.Fatalf("seed %d: span %v out %d times, in %d", seed, k.span, n, in[k])
+		}
+		if !strings.HasPrefix(ths[k], "ot=th:") {
+			t.Fatalf("seed %d: kept span without a threshold: %q", seed, ths[k])
+		}
+	}
+	for _, tr := range st.traces {
+		kept := 0
+		for _, span := range tr.Spans().All() {
+			k := spanKey{span.TraceID(), span.SpanID()}
+			if out[k] > 0 {
+				kept++
+			}
+			if keepAlways(routerconv.Classify(span, true).Signals) && out[k] == 0 {
+				t.Fatalf("seed %d: span %s with an error or block signal was dropped", seed, span.Name())
+			}
+		}
+		switch {
+		case ordered && mustKeep(tr) && kept != tr.SpanCount():
+			t.Fatalf("seed %d: %s/%s trace kept %d of %d spans", seed, tr.Request.Era, tr.Request.Outcome, kept, tr.SpanCount())
+		case ordered && kept != 0 && kept != tr.SpanCount():
+			t.Fatalf("seed %d: trace split: %d of %d spans kept", seed, kept, tr.SpanCount())
+		}
+		if mustKeep(tr) && ordered {
+			for _, span := range tr.Spans().All() {
+				if th := ths[spanKey{span.TraceID(), span.SpanID()}]; th != "ot=th:0" {
+					t.Fatalf("seed %d: kept-always span has %q", seed, th)
+				}
+			}
+		}
+	}
+}
+
+func TestPropertyOrderedStreams(t *testing.T) {
+	for seed := range uint64(150) {
+		runStream(t, seed, true)
+	}
+}
+
+func TestPropertyShuffledStreams(t *testing.T) {
+	for seed := range uint64(150) {
+		runStream(t, seed, false)
+	}
+}
+
+// FuzzStream explores more streams: go test -fuzz FuzzStream.
+func FuzzStream(f *testing.F) {
+	f.Add(uint64(1), true)
+	f.Add(uint64(2), false)
+	f.Fuzz(func(t *testing.T, seed uint64, ordered bool) {
+		runStream(t, seed, ordered)
+	})
+}

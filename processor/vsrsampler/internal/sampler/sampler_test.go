@@ -1,0 +1,375 @@
+package sampler
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
+	"github.com/otelcol-vsr/otelcol-vsr/internal/routersim"
+)
+
+func randomnessOf(id pcommon.TraceID) sampling.Randomness { return sampling.TraceIDToRandomness(id) }
+
+func rand1() *rand.Rand { return rand.New(rand.NewPCG(1, 1)) }
+
+func requireHeldZero(t *testing.T, s *Sampler) {
+	t.Helper()
+	bytes, traces := s.Held()
+	require.Zero(t, bytes, "bytes held")
+	require.Zero(t, traces, "traces held")
+}
+
+// Era D's root ends last: its arrival completes the trace, and a kept trace leaves at once.
+func TestEraDDecidesAtRoot(t *testing.T) {
+	s, rec := newSampler(t, testConfig())
+	tr := withKeep(t, routerconv.EraD, routersim.OutcomeOK, 10, true)
+	n := tr.SpanCount()
+
+	out := s.Consume(batchOf(tr, 0, n-1), t0)
+	require.Zero(t, out.SpanCount(), "children wait for their root")
+	out = s.Consume(batchOf(tr, n-1, n), t0.Add(time.Millisecond))
+	require.ElementsMatch(t, allSpanIDs(tr), spanIDs(out))
+	require.Equal(t, 1, rec.count(TriggerRoot, ReasonDefault))
+	for _, ts := range traceStates(out) {
+		assert.Equal(t, "ot=th:e666", ts, "10%% is threshold e666 (keep when rv ≥ 0.9·2^56)")
+	}
+	requireHeldZero(t, s)
+}
+
+func TestDroppedTraceLeavesNothing(t *testing.T) {
+	s, rec := newSampler(t, testConfig())
+	tr := withKeep(t, routerconv.EraD, routersim.OutcomeOK, 10, false)
+	out := s.Consume(batchOf(tr, 0, tr.SpanCount()), t0)
+	require.Zero(t, out.SpanCount())
+	require.Equal(t, 1, rec.dropped)
+	requireHeldZero(t, s)
+}
+
+// Eras A–C end the root after the headers: the decision waits for the upstream call.
+func TestEarlyRootWaitsForUpstream(t *testing.T) {
+	for _, era := range []routerconv.Era{routerconv.EraA, routerconv.EraB, routerconv.EraC} {
+		t.Run(era.String(), func(t *testing.T) {
+			s, rec := newSampler(t, testConfig())
+			tr := withKeep(t, era, routersim.OutcomeOK, 10, true)
+			n := tr.SpanCount()
+			up := indexOf(tr, "semantic_router.upstream.request")
+			require.Equal(t, n-1, up, "the upstream call ends last")
+
+			out := s.Consume(batchOf(tr, 0, n-1), t0)
+			require.Zero(t, out.SpanCount(), "root ended, upstream still open")
+			require.Zero(t, s.Tick(t0.Add(time.Second)).SpanCount())
+			out = s.Consume(batchOf(tr, n-1, n), t0.Add(1500*time.Millisecond))
+			require.ElementsMatch(t, allSpanIDs(tr), spanIDs(out))
+			require.Equal(t, 1, rec.count(TriggerRoot, ReasonDefault))
+			requireHeldZero(t, s)
+		})
+	}
+}
+
+// A cache hit makes no upstream call: the grace period decides it.
+func TestGraceDecidesWithoutUpstream(t *testing.T) {
+	s, rec := newSampler(t, testConfig())
+	tr := withKeep(t, routerconv.EraC, routersim.OutcomeCacheHit, 10, true)
+	require.Zero(t, s.Consume(batchOf(tr, 0, tr.SpanCount()), t0).SpanCount())
+	require.Zero(t, s.Tick(t0.Add(1999*time.Millisecond)).SpanCount())
+	out := s.Tick(t0.Add(2 * time.Second))
+	require.Equal(t, tr.SpanCount(), out.SpanCount())
+	require.Equal(t, 1, rec.count(TriggerGrace, ReasonDefault))
+	requireHeldZero(t, s)
+}
+
+// A new span restarts the grace period.
+func TestGraceRestartsOnNewSpan(t *testing.T) {
+	s, _ := newSampler(t, testConfig())
+	tr := withKeep(t, routerconv.EraC, routersim.OutcomeCacheHit, 10, true)
+	s.Consume(batchOf(tr, 0, 2), t0)
+	s.Consume(batchOf(tr, 2, 3), t0.Add(1500*time.Millisecond))
+	require.Zero(t, s.Tick(t0.Add(2500*time.Millisecond)).SpanCount())
+	require.Equal(t, 3, s.Tick(t0.Add(3500*time.Millisecond)).SpanCount())
+}
+
+// Without a root, only the timeout decides.
+func TestTimeoutWithoutRoot(t *testing.T) {
+	s, rec := newSampler(t, testConfig())
+	tr := withKeep(t, routerconv.EraD, routersim.OutcomeOK, 10, true)
+	n := tr.SpanCount()
+	require.Zero(t, s.Consume(batchOf(tr, 0, n-1), t0).SpanCount())
+	require.Zero(t, s.Tick(t0.Add(29*time.Second)).SpanCount())
+	require.Equal(t, n-1, s.Tick(t0.Add(30*time.Second)).SpanCount())
+	require.Equal(t, 1, rec.count(TriggerTimeout, ReasonDefault))
+	requireHeldZero(t, s)
+}
+
+// An error is final and immediate: buffered spans leave with it, later ones pass through.
+func TestErrorKeepsImmediatelyAndLateSpansFollow(t *testing.T) {
+	cfg := testConfig()
+	cfg.DefaultPercentage = 0
+	s, rec := newSampler(t, cfg)
+	tr := build(routerconv.EraC, routersim.OutcomeError, 4)
+	errAt := -1
+	for i, span := range tr.Spans().All() {
+		if routerconv.Classify(span, true).Has(routerconv.SigError) {
+			errAt = i
+			break
+		}
+	}
+	require.GreaterOrEqual(t, errAt, 0)
+
+	require.Zero(t, s.Consume(batchOf(tr, 0, errAt), t0).SpanCount())
+	out := s.Consume(batchOf(tr, errAt, errAt+1), t0.Add(time.Millisecond))
+	require.Equal(t, errAt+1, out.SpanCount(), "the error releases everything buffered")
+	require.Equal(t, 1, rec.count(TriggerImmediate, ReasonError))
+	for _, ts := range traceStates(out) {
+		assert.Equal(t, "ot=th:0", ts)
+	}
+	late := s.Consume(batchOf(tr, errAt+1, tr.SpanCount()), t0.Add(time.Minute))
+	require.Equal(t, tr.SpanCount()-errAt-1, late.SpanCount())
+	require.Equal(t, tr.SpanCount()-errAt-1, rec.late[LateKept])
+	requireHeldZero(t, s)
+}
+
+// Guard blocks are kept in every era, from the raw spans (no vsr_attributes in front).
+func TestBlockedKeptInEveryEra(t *testing.T) {
+	for _, era := range []routerconv.Era{routerconv.EraA, routerconv.EraB, routerconv.EraC, routerconv.EraD} {
+		for _, outcome := range []routersim.Outcome{routersim.OutcomeJailbreak, routersim.OutcomePII} {
+			cfg := testConfig()
+			cfg.DefaultPercentage = 0
+			s, rec := newSampler(t, cfg)
+			tr := build(era, outcome, 1)
+			out := s.Consume(batchOf(tr, 0, tr.SpanCount()), t0)
+			out.ResourceSpans().MoveAndAppendTo(ptrace.NewTraces().ResourceSpans())
+			flushed := s.Flush(t0.Add(time.Second))
+			require.Equal(t, 1, rec.kept, "%s/%s", era, outcome)
+			require.Equal(t, 1, rec.count(TriggerImmediate, ReasonBlocked)+rec.count(TriggerRoot, ReasonBlocked), "%s/%s", era, outcome)
+			require.Zero(t, flushed.SpanCount())
+		}
+	}
+}
+
+func TestSlowRequestKept(t *testing.T) {
+	cfg := testConfig()
+	cfg.DefaultPercentage = 0
+	s, rec := newSampler(t, cfg)
+	tr := routersim.Build(routersim.Request{Era: routerconv.EraC, Slow: true, Category: "math", Model: "m", Start: t0}, rand1())
+	out := s.Consume(batchOf(tr, 0, tr.SpanCount()), t0)
+	require.Equal(t, tr.SpanCount(), out.SpanCount())
+	require.Equal(t, 1, rec.count(TriggerImmediate, ReasonSlow))
+}
+
+func TestProcessingTimeAttributeCountsAsSlow(t *testing.T) {
+	cfg := testConfig()
+	cfg.DefaultPercentage = 0
+	s, rec := newSampler(t, cfg)
+	tr := build(routerconv.EraD, routersim.OutcomeOK, 1)
+	root := tr.Spans().At(tr.SpanCount() - 1)
+	root.Attributes().PutInt("processing.time_ms", 12_000)
+	s.Consume(batchOf(tr, 0, tr.SpanCount()), t0)
+	require.Equal(t, 1, rec.count(TriggerImmediate, ReasonSlow))
+}
+
+// Rules are evaluated in order; the first one a span matches sets the rate.
+func TestRulesFirstMatchWins(t *testing.T) {
+	cfg := testConfig()
+	cfg.DefaultPercentage = 0
+	cfg.Rules = []Rule{
+		{Name: "coding", Key: "category.name", Values: []string{"coding"}, Percentage: 0},
+		{Name: "math", Key: "category.name", Values: []string{"math"}, Percentage: 100},
+		{Name: "model", Key: "routing.selected_model", Values: []string{"qwen3-8b"}, Percentage: 0},
+	}
+	s, rec := newSampler(t, cfg)
+	tr := build(routerconv.EraC, routersim.OutcomeOK, 2)
+	out := s.Consume(batchOf(tr, 0, tr.SpanCount()), t0)
+	require.Equal(t, tr.SpanCount(), out.SpanCount())
+	require.Equal(t, 1, rec.count(TriggerRoot, ReasonRule))
+}
+
+func TestResourceAttributeRule(t *testing.T) {
+	cfg := testConfig()
+	cfg.DefaultPercentage = 0
+	cfg.Rules = []Rule{{Name: "canary", Key: "service.version", Values: []string{"v0.3.0"}, Percentage: 100}}
+	s, _ := newSampler(t, cfg)
+	tr := build(routerconv.EraC, routersim.OutcomeOK, 2)
+	require.Equal(t, tr.SpanCount(), s.Consume(batchOf(tr, 0, tr.SpanCount()), t0).SpanCount())
+}
+
+// Two collectors with the same configuration agree on every trace without talking.
+func TestConsistentAcrossInstances(t *testing.T) {
+	a, _ := newSampler(t, testConfig())
+	b, _ := newSampler(t, testConfig())
+	kept := 0
+	for seed := range uint64(300) {
+		tr := build(routerconv.EraD, routersim.OutcomeOK, seed)
+		ka := a.Consume(batchOf(tr, 0, tr.SpanCount()), t0).SpanCount() > 0
+		kb := b.Consume(batchOf(tr, 0, tr.SpanCount()), t0).SpanCount() > 0
+		require.Equal(t, ka, kb)
+		require.Equal(t, thresholdFor(10).ShouldSample(randomnessOf(tr.ID)), ka)
+		if ka {
+			kept++
+		}
+	}
+	assert.InDelta(t, 30, kept, 15, "about 10%% of 300")
+}
+
+// Explicit randomness (ot=rv) in the tracestate takes precedence over the trace ID.
+func TestRandomnessFromTraceState(t *testing.T) {
+	for _, tc := range []struct {
+		rv   string
+		keep bool
+	}{{"ffffffffffffff", true}, {"00000000000000", false}} {
+		s, _ := newSampler(t, testConfig())
+		tr := build(routerconv.EraD, routersim.OutcomeOK, 3)
+		for _, span := range tr.Spans().All() {
+			span.TraceState().FromRaw("ot=rv:" + tc.rv + ",vendor=x")
+		}
+		out := s.Consume(batchOf(tr, 0, tr.SpanCount()), t0)
+		require.Equal(t, tc.keep, out.SpanCount() > 0, "rv %s", tc.rv)
+		if tc.keep {
+			assert.Equal(t, "ot=rv:ffffffffffffff;th:e666,vendor=x", traceStates(out)[0])
+		}
+	}
+}
+
+// An upstream sampler's threshold is never lowered: the adjusted count stays right.
+func TestIncomingThresholdNeverLowered(t *testing.T) {
+	cfg := testConfig()
+	cfg.DefaultPercentage = 100
+	s, _ := newSampler(t, cfg)
+	tr := build(routerconv.EraC, routersim.OutcomeError, 1)
+	for _, span := range tr.Spans().All() {
+		span.TraceState().FromRaw("ot=th:8")
+	}
+	s.Consume(batchOf(tr, 0, tr.SpanCount()), t0)
+	out := s.Flush(t0)
+	for _, ts := range append(traceStates(out), traceStates(s.Consume(batchOf(tr, 0, 1), t0))...) {
+		assert.Equal(t, "ot=th:8", ts, "keep-always th:0 does not lower th:8")
+	}
+}
+
+func TestLateSpansAfterDrop(t *testing.T) {
+	cfg := testConfig()
+	cfg.DefaultPercentage = 0
+	s, rec := newSampler(t, cfg)
+	tr := build(routerconv.EraD, routersim.OutcomeOK, 5)
+	n := tr.SpanCount()
+	s.Consume(batchOf(tr, 0, n), t0)
+	require.Equal(t, 1, rec.dropped)
+
+	require.Zero(t, s.Consume(batchOf(tr, 0, 1), t0.Add(time.Second)).SpanCount())
+	require.Equal(t, 1, rec.late[LateDropped])
+
+	// A late error span is never dropped, and the trace is kept from then on.
+	errSpan := batchOf(tr, 1, 2)
+	errSpan.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Status().SetCode(ptrace.StatusCodeError)
+	require.Equal(t, 1, s.Consume(errSpan, t0.Add(2*time.Second)).SpanCount())
+	require.Equal(t, 1, s.Consume(batchOf(tr, 2, 3), t0.Add(3*time.Second)).SpanCount())
+	require.Equal(t, 1, rec.late[LateRescued])
+	require.Equal(t, 1, rec.late[LateKept])
+	requireHeldZero(t, s)
+}
+
+// Decisions are forgotten oldest first once the caches are full.
+func TestDecisionCacheIsBounded(t *testing.T) {
+	cfg := testConfig()
+	cfg.Shards = 1
+	cfg.DefaultPercentage = 0
+	cfg.DropCacheEntries = 2
+	s, rec := newSampler(t, cfg)
+	var traces []routersim.Trace
+	for seed := range uint64(3) {
+		tr := build(routerconv.EraD, routersim.OutcomeOK, seed)
+		traces = append(traces, tr)
+		s.Consume(batchOf(tr, 0, tr.SpanCount()), t0)
+	}
+	s.Consume(batchOf(traces[2], 0, 1), t0)
+	require.Equal(t, 1, rec.late[LateDropped], "recent decision remembered")
+	s.Consume(batchOf(traces[0], 0, 1), t0)
+	require.Equal(t, 1, rec.late[LateDropped], "oldest decision forgotten: the span starts a new trace")
+	_, held := s.Held()
+	require.Equal(t, int64(1), held)
+}
+
+// Bytes held are the encoded size of what is buffered, and return to zero.
+func TestByteAccounting(t *testing.T) {
+	s, _ := newSampler(t, testConfig())
+	var buffered int64
+	for seed := range uint64(20) {
+		tr := build(routerconv.EraD, routersim.OutcomeOK, seed)
+		in := batchOf(tr, 0, tr.SpanCount()-1) // no root: all stay buffered
+		buffered += int64((&ptrace.ProtoMarshaler{}).TracesSize(in))
+		s.Consume(in, t0)
+	}
+	held, traces := s.Held()
+	require.Equal(t, int64(20), traces)
+	// Each buffered group is a resource and scope plus spans, without the batch's framing.
+	assert.InEpsilon(t, buffered, held, 0.05)
+	s.Flush(t0)
+	requireHeldZero(t, s)
+}
+
+// Over budget, the oldest traces are decided by the rules, not dropped blindly.
+func TestMemoryPressureDecidesOldestFirst(t *testing.T) {
+	cfg := testConfig()
+	cfg.Shards = 1
+	cfg.MaxBufferBytes = 20_000
+	cfg.DefaultPercentage = 0
+	cfg.Rules = []Rule{{Name: "oldest", Key: "category.name", Values: []string{"oldest"}, Percentage: 100}}
+	s, rec := newSampler(t, cfg)
+	oldest := routersim.Build(routersim.Request{Era: routerconv.EraC, Category: "oldest", Model: "m", Start: t0}, rand1())
+	s.Consume(batchOf(oldest, 0, 4), t0) // through the cache plugin, which names the category
+
+	released := 0
+	for seed := range uint64(40) {
+		tr := build(routerconv.EraD, routersim.OutcomeOK, seed)
+		out := s.Consume(batchOf(tr, 0, tr.SpanCount()-1), t0.Add(time.Millisecond))
+		if released == 0 && out.SpanCount() > 0 {
+			require.Equal(t, spanIDs(batchOf(oldest, 0, 4)), spanIDs(out), "the first trace decided is the oldest")
+		}
+		released += out.SpanCount()
+		held, _ := s.Held()
+		require.LessOrEqual(t, held, cfg.MaxBufferBytes)
+	}
+	require.Equal(t, 4, released)
+	require.Equal(t, 1, rec.count(TriggerPressure, ReasonRule))
+	require.Positive(t, rec.count(TriggerPressure, ReasonDefault))
+}
+
+func TestTraceLimit(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxTraceSpans = 3
+	s, rec := newSampler(t, cfg)
+	tr := build(routerconv.EraD, routersim.OutcomeOK, 1)
+	s.Consume(batchOf(tr, 0, 3), t0)
+	require.Equal(t, 1, rec.count(TriggerLimit, ReasonDefault))
+	requireHeldZero(t, s)
+}
+
+func TestDuplicateSpansWhileBuffered(t *testing.T) {
+	cfg := testConfig()
+	cfg.DefaultPercentage = 100
+	s, rec := newSampler(t, cfg)
+	tr := build(routerconv.EraD, routersim.OutcomeOK, 1)
+	n := tr.SpanCount()
+	s.Consume(batchOf(tr, 0, n-1), t0)
+	s.Consume(batchOf(tr, 0, n-1), t0) // a retried export
+	out := s.Consume(batchOf(tr, n-1, n), t0)
+	require.ElementsMatch(t, allSpanIDs(tr), spanIDs(out))
+	require.Equal(t, n-1, rec.duplicates)
+}
+
+func TestFlushDecidesEverything(t *testing.T) {
+	s, rec := newSampler(t, testConfig())
+	for seed := range uint64(50) {
+		tr := build(routerconv.EraC, routersim.OutcomeOK, seed)
+		s.Consume(batchOf(tr, 0, 2), t0)
+	}
+	s.Flush(t0.Add(time.Second))
+	require.Equal(t, 50, rec.count(TriggerShutdown, ReasonDefault))
+	requireHeldZero(t, s)
+}
