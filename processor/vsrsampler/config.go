@@ -1,0 +1,137 @@
+package vsrsampler
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/sampler"
+)
+
+// Config is the vsr_sampler configuration.
+type Config struct {
+	// Grace is how long a trace whose root has ended waits for more spans (eras A–C end the
+	// root before the upstream call).
+	Grace time.Duration `mapstructure:"grace"`
+	// TraceTimeout decides a trace this long after its first span, root or not.
+	TraceTimeout time.Duration `mapstructure:"trace_timeout"`
+	// SlowThreshold always keeps requests that took at least this long; 0 disables it.
+	SlowThreshold time.Duration `mapstructure:"slow_threshold"`
+	// Rules keep matching traces at their own rate; the first match wins.
+	Rules []RuleConfig `mapstructure:"rules"`
+	// DefaultPercentage is the rate of traces no other rule decided.
+	DefaultPercentage float64       `mapstructure:"default_percentage"`
+	Dynamic           DynamicConfig `mapstructure:"dynamic"`
+	// MaxBufferBytes bounds the encoded size of buffered spans; over it, the oldest traces are
+	// decided early (or input is held back with BlockOnOverflow).
+	MaxBufferBytes  int64 `mapstructure:"max_buffer_bytes"`
+	MaxTraceBytes   int64 `mapstructure:"max_trace_bytes"`
+	MaxTraceSpans   int   `mapstructure:"max_trace_spans"`
+	BlockOnOverflow bool  `mapstructure:"block_on_overflow"`
+	// DecisionCache remembers decisions so spans arriving late follow them.
+	DecisionCache DecisionCacheConfig `mapstructure:"decision_cache"`
+	// ServiceNames are the router's service.name values.
+	ServiceNames []string `mapstructure:"service_names"`
+	// Shards splits the buffer by trace ID; 0 picks four per CPU.
+	Shards int `mapstructure:"shards"`
+	_      struct{}
+}
+
+// RuleConfig keeps traces with an attribute value at its own rate.
+type RuleConfig struct {
+	Name string `mapstructure:"name"`
+	// Attribute is a span or resource attribute key; any span of the trace may carry it.
+	Attribute  string   `mapstructure:"attribute"`
+	Values     []string `mapstructure:"values"`
+	Percentage float64  `mapstructure:"percentage"`
+	_          struct{}
+}
+
+// DynamicConfig replaces default_percentage with a target rate of kept traces shared over the
+// values of some keys, so rare routes are kept more often than common ones.
+type DynamicConfig struct {
+	Enabled               bool          `mapstructure:"enabled"`
+	Keys                  []string      `mapstructure:"keys"`
+	TargetTracesPerSecond float64       `mapstructure:"target_traces_per_second"`
+	AdjustmentInterval    time.Duration `mapstructure:"adjustment_interval"`
+	MaxKeys               int           `mapstructure:"max_keys"`
+	_                     struct{}
+}
+
+// DecisionCacheConfig sizes the decision caches in entries.
+type DecisionCacheConfig struct {
+	KeepEntries int `mapstructure:"keep_entries"`
+	DropEntries int `mapstructure:"drop_entries"`
+	_           struct{}
+}
+
+func percentageError(key string, p float64) error {
+	if p < 0 || p > 100 {
+		return fmt.Errorf("%s: must be within [0, 100], got %v", key, p)
+	}
+	return nil
+}
+
+// Validate checks the configuration; each error names its key.
+func (cfg *Config) Validate() error {
+	var errs []error
+	add := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	add(cfg.Grace > 0, "grace: must be positive, got %v", cfg.Grace)
+	add(cfg.TraceTimeout > cfg.Grace, "trace_timeout: must be longer than grace (%v), got %v", cfg.Grace, cfg.TraceTimeout)
+	add(cfg.SlowThreshold >= 0, "slow_threshold: must not be negative, got %v", cfg.SlowThreshold)
+	errs = append(errs, percentageError("default_percentage", cfg.DefaultPercentage))
+	add(cfg.MaxBufferBytes > 0, "max_buffer_bytes: must be positive, got %d", cfg.MaxBufferBytes)
+	add(cfg.MaxTraceBytes > 0 && cfg.MaxTraceBytes <= cfg.MaxBufferBytes,
+		"max_trace_bytes: must be positive and at most max_buffer_bytes (%d), got %d", cfg.MaxBufferBytes, cfg.MaxTraceBytes)
+	add(cfg.MaxTraceSpans > 0, "max_trace_spans: must be positive, got %d", cfg.MaxTraceSpans)
+	add(cfg.DecisionCache.KeepEntries >= 0, "decision_cache.keep_entries: must not be negative, got %d", cfg.DecisionCache.KeepEntries)
+	add(cfg.DecisionCache.DropEntries >= 0, "decision_cache.drop_entries: must not be negative, got %d", cfg.DecisionCache.DropEntries)
+	add(len(cfg.ServiceNames) > 0 && !slices.Contains(cfg.ServiceNames, ""), "service_names: must list at least one non-empty service name")
+	add(cfg.Shards >= 0, "shards: must not be negative, got %d", cfg.Shards)
+	names := map[string]bool{}
+	for i, r := range cfg.Rules {
+		add(r.Name != "", "rules[%d].name: must not be empty", i)
+		add(!names[r.Name], "rules[%d].name: %q is used by an earlier rule", i, r.Name)
+		names[r.Name] = true
+		add(r.Attribute != "", "rules[%d].attribute: must not be empty", i)
+		add(len(r.Values) > 0, "rules[%d].values: must list at least one value", i)
+		errs = append(errs, percentageError(fmt.Sprintf("rules[%d].percentage", i), r.Percentage))
+	}
+	if d := cfg.Dynamic; d.Enabled {
+		add(len(d.Keys) > 0, "dynamic.keys: must list at least one attribute key")
+		add(d.TargetTracesPerSecond > 0, "dynamic.target_traces_per_second: must be positive, got %v", d.TargetTracesPerSecond)
+		add(d.AdjustmentInterval > 0, "dynamic.adjustment_interval: must be positive, got %v", d.AdjustmentInterval)
+		add(d.MaxKeys > 0, "dynamic.max_keys: must be positive, got %d", d.MaxKeys)
+	}
+	return errors.Join(errs...)
+}
+
+// coreConfig turns a validated Config into the core's.
+func (cfg *Config) coreConfig() sampler.Config {
+	c := sampler.Config{
+		Grace:             cfg.Grace,
+		TraceTimeout:      cfg.TraceTimeout,
+		SlowThreshold:     cfg.SlowThreshold,
+		DefaultPercentage: cfg.DefaultPercentage,
+		MaxBufferBytes:    cfg.MaxBufferBytes,
+		MaxTraceBytes:     cfg.MaxTraceBytes,
+		MaxTraceSpans:     cfg.MaxTraceSpans,
+		DecideOnPressure:  !cfg.BlockOnOverflow,
+		KeepCacheEntries:  cfg.DecisionCache.KeepEntries,
+		DropCacheEntries:  cfg.DecisionCache.DropEntries,
+		Shards:            cfg.Shards,
+		ServiceNames:      cfg.ServiceNames,
+	}
+	for _, r := range cfg.Rules {
+		c.Rules = append(c.Rules, sampler.Rule{Name: r.Name, Key: r.Attribute, Values: r.Values, Percentage: r.Percentage})
+	}
+	if d := cfg.Dynamic; d.Enabled {
+		c.Dynamic = &sampler.Dynamic{Keys: d.Keys, TargetPerSecond: d.TargetTracesPerSecond, Window: d.AdjustmentInterval, MaxKeys: d.MaxKeys}
+	}
+	return c
+}

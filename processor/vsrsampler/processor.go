@@ -1,0 +1,227 @@
+package vsrsampler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/collector/processor/processorhelper"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/metadata"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/sampler"
+)
+
+// Tick bounds: the timer that ends grace periods runs at a tenth of grace, within these.
+const (
+	minTick = 10 * time.Millisecond
+	maxTick = 100 * time.Millisecond
+)
+
+type samplerProcessor struct {
+	cfg       *Config
+	logger    *zap.Logger
+	next      consumer.Traces
+	core      *sampler.Sampler
+	telemetry *metadata.TelemetryBuilder
+	tick      time.Duration
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+func newSamplerProcessor(set processor.Settings, cfg *Config, next consumer.Traces) (*samplerProcessor, error) {
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	core, err := sampler.New(cfg.coreConfig(), newObserver(tb, cfg.Rules))
+	if err != nil {
+		return nil, err
+	}
+	return &samplerProcessor{
+		cfg:       cfg,
+		logger:    set.Logger,
+		next:      next,
+		core:      core,
+		telemetry: tb,
+		tick:      min(max(cfg.Grace/10, minTick), maxTick),
+	}, nil
+}
+
+func (p *samplerProcessor) start(context.Context, component.Host) error {
+	err := errors.Join(
+		p.telemetry.RegisterProcessorVsrSamplerBufferedBytesCallback(func(_ context.Context, o metric.Int64Observer) error {
+			bytes, _ := p.core.Held()
+			o.Observe(bytes)
+			return nil
+		}),
+		p.telemetry.RegisterProcessorVsrSamplerBufferedTracesCallback(func(_ context.Context, o metric.Int64Observer) error {
+			_, traces := p.core.Held()
+			o.Observe(traces)
+			return nil
+		}))
+	if err != nil {
+		return err
+	}
+	p.stop, p.done = make(chan struct{}), make(chan struct{})
+	go p.run()
+	return nil
+}
+
+// run decides the traces whose grace period or timeout has passed.
+func (p *samplerProcessor) run() {
+	defer close(p.done)
+	ticker := time.NewTicker(p.tick)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-ticker.C:
+			p.release(context.Background(), p.core.Tick(now))
+		}
+	}
+}
+
+// release sends spans a timer or shutdown decided to keep.
+func (p *samplerProcessor) release(ctx context.Context, td ptrace.Traces) {
+	n := td.SpanCount()
+	if n == 0 {
+		return
+	}
+	if err := p.next.ConsumeTraces(ctx, td); err != nil {
+		p.telemetry.ProcessorVsrSamplerReleaseFailures.Add(ctx, int64(n))
+		p.logger.Error("next component refused kept spans", zap.Int("spans", n), zap.Error(err))
+	}
+}
+
+// shutdown decides everything still buffered and sends what is kept, within ctx.
+func (p *samplerProcessor) shutdown(ctx context.Context) error {
+	if p.stop != nil {
+		close(p.stop)
+		<-p.done
+	}
+	td := p.core.Flush(time.Now())
+	var err error
+	if n := td.SpanCount(); n > 0 {
+		if err = p.next.ConsumeTraces(ctx, td); err != nil {
+			p.telemetry.ProcessorVsrSamplerReleaseFailures.Add(ctx, int64(n))
+			err = fmt.Errorf("flushing %d kept spans at shutdown: %w", n, err)
+		}
+	}
+	p.telemetry.Shutdown()
+	return err
+}
+
+func (p *samplerProcessor) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
+	if p.cfg.BlockOnOverflow {
+		if err := p.waitForRoom(ctx); err != nil {
+			return td, err
+		}
+	}
+	out := p.core.Consume(td, time.Now())
+	if out.SpanCount() == 0 {
+		return out, processorhelper.ErrSkipProcessingData
+	}
+	return out, nil
+}
+
+// errBufferFull tells the sender to retry later: the buffer stayed full until its deadline.
+var errBufferFull = errors.New("vsr_sampler: buffer full (max_buffer_bytes) until the request's deadline")
+
+// waitForRoom holds a batch back while the buffer is over budget (block_on_overflow), so the
+// sender slows down instead of traces being decided early.
+func (p *samplerProcessor) waitForRoom(ctx context.Context) error {
+	var timer *time.Timer
+	for {
+		if held, _ := p.core.Held(); held < p.cfg.MaxBufferBytes {
+			return nil
+		}
+		if timer == nil {
+			timer = time.NewTimer(p.tick)
+			defer timer.Stop()
+		} else {
+			timer.Reset(p.tick)
+		}
+		select {
+		case <-ctx.Done():
+			p.telemetry.ProcessorVsrSamplerOverflowRefusals.Add(ctx, 1)
+			return errBufferFull
+		case <-timer.C:
+		}
+	}
+}
+
+// observer turns the core's events into the processor's telemetry. Attribute sets are built
+// once: recording allocates nothing.
+type observer struct {
+	tb *metadata.TelemetryBuilder
+	// reasons are the reason labels; reasonAt[r] is where reason r's start (rules have one each).
+	reasons  []string
+	reasonAt [sampler.NumReasons]int
+	traces   [2][][sampler.NumTriggers]metric.AddOption
+	spans    [2][]metric.AddOption
+	latency  [sampler.NumTriggers]metric.RecordOption
+	late     [sampler.NumLateOutcomes]metric.AddOption
+}
+
+func newObserver(tb *metadata.TelemetryBuilder, rules []RuleConfig) *observer {
+	o := &observer{tb: tb}
+	for r := range sampler.NumReasons {
+		o.reasonAt[r] = len(o.reasons)
+		if r != sampler.ReasonRule {
+			o.reasons = append(o.reasons, r.String())
+			continue
+		}
+		for _, rule := range rules {
+			o.reasons = append(o.reasons, "rule:"+rule.Name)
+		}
+	}
+	for d, decision := range []string{"dropped", "kept"} {
+		o.traces[d] = make([][sampler.NumTriggers]metric.AddOption, len(o.reasons))
+		o.spans[d] = make([]metric.AddOption, len(o.reasons))
+		for i, reason := range o.reasons {
+			base := []attribute.KeyValue{attribute.String("decision", decision), attribute.String("reason", reason)}
+			o.spans[d][i] = metric.WithAttributeSet(attribute.NewSet(base...))
+			for tr := range sampler.NumTriggers {
+				o.traces[d][i][tr] = metric.WithAttributeSet(attribute.NewSet(append(base, attribute.String("trigger", tr.String()))...))
+			}
+		}
+	}
+	for tr := range sampler.NumTriggers {
+		o.latency[tr] = metric.WithAttributeSet(attribute.NewSet(attribute.String("trigger", tr.String())))
+	}
+	for l := range sampler.NumLateOutcomes {
+		o.late[l] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", l.String())))
+	}
+	return o
+}
+
+func (o *observer) Decided(d sampler.Decision, trigger sampler.Trigger, spans int, latency time.Duration) {
+	ctx := context.Background()
+	kept, reason := 0, o.reasonAt[d.Reason]
+	if d.Reason == sampler.ReasonRule {
+		reason += d.Rule
+	}
+	if d.Keep {
+		kept = 1
+	}
+	o.tb.ProcessorVsrSamplerTracesDecided.Add(ctx, 1, o.traces[kept][reason][trigger])
+	o.tb.ProcessorVsrSamplerSpansDecided.Add(ctx, int64(spans), o.spans[kept][reason])
+	o.tb.ProcessorVsrSamplerDecisionLatency.Record(ctx, float64(latency)/float64(time.Millisecond), o.latency[trigger])
+}
+
+func (o *observer) LateSpan(l sampler.LateOutcome) {
+	o.tb.ProcessorVsrSamplerLateSpans.Add(context.Background(), 1, o.late[l])
+}
+
+func (o *observer) DuplicateSpan() {
+	o.tb.ProcessorVsrSamplerDuplicateSpans.Add(context.Background(), 1)
+}

@@ -1,0 +1,132 @@
+package vsrsampler
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
+
+	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
+	"github.com/otelcol-vsr/otelcol-vsr/internal/routersim"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/metadatatest"
+)
+
+func simulate(era routerconv.Era, outcome routersim.Outcome, category string, seed uint64) routersim.Trace {
+	return routersim.Build(routersim.Request{Era: era, Outcome: outcome, Category: category, Model: "qwen3-8b", Start: time.Now()},
+		rand.New(rand.NewPCG(seed, 5)))
+}
+
+func startProcessor(t *testing.T, tt *componenttest.Telemetry, cfg *Config, sink *consumertest.TracesSink) processor.Traces {
+	t.Helper()
+	p, err := NewFactory().CreateTraces(context.Background(), metadatatest.NewSettings(tt), cfg, sink)
+	require.NoError(t, err)
+	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+	return p
+}
+
+func newTelemetry(t *testing.T) *componenttest.Telemetry {
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
+	return tt
+}
+
+// Through the collector glue: immediate keeps go out in the call, grace decisions from the
+// timer, and the rest at shutdown. Every path reports its telemetry.
+func TestProcessorPaths(t *testing.T) {
+	tt := newTelemetry(t)
+	cfg := createDefaultConfig().(*Config)
+	cfg.Grace = 50 * time.Millisecond
+	cfg.DefaultPercentage = 0
+	cfg.Rules = []RuleConfig{{Name: "math", Attribute: "category.name", Values: []string{"math"}, Percentage: 100}}
+	sink := new(consumertest.TracesSink)
+	p := startProcessor(t, tt, cfg, sink)
+	ctx := context.Background()
+
+	// The processor takes ownership of what it consumes: count spans before handing them over.
+	blocked := simulate(routerconv.EraC, routersim.OutcomeJailbreak, "other", 1)
+	nBlocked := blocked.SpanCount()
+	require.NoError(t, p.ConsumeTraces(ctx, blocked.Traces))
+	require.Equal(t, nBlocked, sink.SpanCount(), "a block leaves in the same call")
+
+	cacheHit := simulate(routerconv.EraC, routersim.OutcomeCacheHit, "math", 2)
+	nCacheHit := cacheHit.SpanCount()
+	require.NoError(t, p.ConsumeTraces(ctx, cacheHit.Traces))
+	require.Equal(t, nBlocked, sink.SpanCount(), "a cache hit waits for its grace period")
+	require.Eventually(t, func() bool { return sink.SpanCount() == nBlocked+nCacheHit },
+		5*time.Second, 10*time.Millisecond, "the timer ends the grace period")
+
+	pending := simulate(routerconv.EraC, routersim.OutcomeOK, "math", 3) // era D has no category.name
+	rootless := ptrace.NewTraces()
+	pending.Traces.CopyTo(rootless)
+	spans := rootless.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+	spans.RemoveIf(func(s ptrace.Span) bool { return routerconv.IsLocalRoot(s) })
+	nPending := spans.Len()
+	require.NoError(t, p.ConsumeTraces(ctx, rootless))
+	before := sink.SpanCount()
+	require.NoError(t, p.Shutdown(ctx))
+	require.Equal(t, before+nPending, sink.SpanCount(), "shutdown flushes what is pending")
+
+	traces := func(reason, trigger string) metricdata.DataPoint[int64] {
+		return metricdata.DataPoint[int64]{Value: 1, Attributes: attribute.NewSet(
+			attribute.String("decision", "kept"), attribute.String("reason", reason), attribute.String("trigger", trigger))}
+	}
+	metadatatest.AssertEqualProcessorVsrSamplerTracesDecided(t, tt, []metricdata.DataPoint[int64]{
+		traces("blocked", "immediate"), traces("rule:math", "grace"), traces("rule:math", "shutdown"),
+	}, metricdatatest.IgnoreTimestamp())
+}
+
+func TestBufferedGauges(t *testing.T) {
+	tt := newTelemetry(t)
+	sink := new(consumertest.TracesSink)
+	p := startProcessor(t, tt, createDefaultConfig().(*Config), sink)
+	tr := simulate(routerconv.EraC, routersim.OutcomeOK, "math", 4)
+	first := ptrace.NewTraces()
+	tr.Traces.CopyTo(first)
+	first.ResourceSpans().At(0).ScopeSpans().At(0).Spans().RemoveIf(func(s ptrace.Span) bool {
+		return s.Name() == "semantic_router.upstream.request"
+	})
+	require.NoError(t, p.ConsumeTraces(context.Background(), first))
+	m, err := tt.GetMetric("otelcol_processor_vsr_sampler_buffered_traces")
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), m.Data.(metricdata.Gauge[int64]).DataPoints[0].Value)
+	m, err = tt.GetMetric("otelcol_processor_vsr_sampler_buffered_bytes")
+	require.NoError(t, err)
+	assert.Positive(t, m.Data.(metricdata.Gauge[int64]).DataPoints[0].Value)
+	require.NoError(t, p.Shutdown(context.Background()))
+}
+
+// With block_on_overflow, a full buffer holds the sender back until its deadline, then refuses
+// the batch with a retryable error instead of deciding traces early.
+func TestBlockOnOverflow(t *testing.T) {
+	tt := newTelemetry(t)
+	cfg := createDefaultConfig().(*Config)
+	cfg.BlockOnOverflow = true
+	cfg.MaxBufferBytes = 2000
+	cfg.MaxTraceBytes = 2000
+	cfg.Shards = 1
+	sink := new(consumertest.TracesSink)
+	p := startProcessor(t, tt, cfg, sink)
+	rootless := func(seed uint64) ptrace.Traces {
+		tr := simulate(routerconv.EraD, routersim.OutcomeOK, "math", seed)
+		tr.Spans().RemoveIf(func(s ptrace.Span) bool { return routerconv.IsLocalRoot(s) })
+		return tr.Traces
+	}
+	require.NoError(t, p.ConsumeTraces(context.Background(), rootless(1)))
+	require.NoError(t, p.ConsumeTraces(context.Background(), rootless(2)))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, p.ConsumeTraces(ctx, rootless(3)), errBufferFull)
+	metadatatest.AssertEqualProcessorVsrSamplerOverflowRefusals(t, tt,
+		[]metricdata.DataPoint[int64]{{Value: 1}}, metricdatatest.IgnoreTimestamp())
+	require.NoError(t, p.Shutdown(context.Background()))
+}
