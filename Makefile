@@ -1,0 +1,57 @@
+# otelcol-vsr. `make run` builds and starts the collector on the embedded default config;
+# `make test` runs every test the CI runs. Tools install themselves into .tools/.
+SHELL := /bin/bash
+GO ?= go
+OCB_VERSION := v0.158.0
+TOOLS := $(CURDIR)/.tools
+OCB := $(TOOLS)/builder-$(OCB_VERSION)
+BUILD_DIR := _build
+OTELCOL := $(BUILD_DIR)/otelcol-vsr
+# What the distribution is built from: a change to any of it rebuilds the binary.
+DISTRO_SOURCES := builder-config.yaml go.mod go.sum $(shell find processor internal -name '*.go' ! -name '*_test.go')
+FUZZTIME ?= 10s
+
+.DEFAULT_GOAL := build
+.PHONY: build run test unit-test fuzz-smoke lint generate bench e2e clean
+
+$(OCB):
+	mkdir -p $(TOOLS)/tmp
+	GOBIN=$(TOOLS)/tmp $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
+	mv $(TOOLS)/tmp/builder $@
+
+$(OTELCOL): $(OCB) $(DISTRO_SOURCES)
+	$(OCB) --config builder-config.yaml
+
+## build: install the pinned OCB and build _build/otelcol-vsr
+build: $(OTELCOL)
+
+## run: build if needed and start the collector on collector-config.yaml (debug output; set
+## VSR_TRACES_ENDPOINT=host:4317 to also export to Tempo or Jaeger)
+run: $(OTELCOL)
+	@if [ -n "$$VSR_TRACES_ENDPOINT" ] && [ -z "$$VSR_EXPORTERS" ]; then export VSR_EXPORTERS='[debug, otlp_grpc/backend]'; fi; \
+		exec $(OTELCOL) --config collector-config.yaml
+
+## test: unit, golden, property and distribution tests, then a short fuzz of each pure core
+test: unit-test fuzz-smoke
+
+unit-test: $(OTELCOL)
+	OTELCOL_VSR_BIN=$(CURDIR)/$(OTELCOL) $(GO) test -race -count=1 ./...
+
+fuzz-smoke:
+	$(GO) test -run '^$$' -fuzz '^FuzzTraces$$' -fuzztime $(FUZZTIME) ./processor/vsrattrs/internal/normalize
+	$(GO) test -run '^$$' -fuzz '^FuzzAttribute$$' -fuzztime $(FUZZTIME) ./processor/vsrattrs/internal/normalize
+	$(GO) test -run '^$$' -fuzz '^FuzzStream$$' -fuzztime $(FUZZTIME) ./processor/vsrsampler/internal/sampler
+
+## lint: formatting, vet, and generated code up to date
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) mod tidy -diff
+
+## generate: mdatagen code and the README's schema table
+generate:
+	$(GO) generate ./...
+	$(GO) test ./processor/vsrattrs/internal/normalize -run '^TestREADMESchemaTable$$' -update-readme
+
+clean:
+	rm -rf $(BUILD_DIR) _data
