@@ -1,16 +1,17 @@
 package sampler
 
 // fifoCache remembers at most capacity keys with a value, forgetting the oldest first. It is
-// how decisions outlive their traces, so spans arriving late follow them.
+// how decisions outlive their traces, so spans arriving late follow them. It grows with use:
+// an idle collector does not pay for a million entries up front.
 type fifoCache[K comparable, V any] struct {
-	entries map[K]V
-	ring    []K
-	next    int
-	full    bool
+	entries  map[K]V
+	ring     []K
+	capacity int
+	next     int
 }
 
 func newFIFOCache[K comparable, V any](capacity int) *fifoCache[K, V] {
-	return &fifoCache[K, V]{entries: make(map[K]V, capacity), ring: make([]K, max(capacity, 0))}
+	return &fifoCache[K, V]{entries: map[K]V{}, capacity: capacity}
 }
 
 func (c *fifoCache[K, V]) get(k K) (V, bool) {
@@ -19,22 +20,21 @@ func (c *fifoCache[K, V]) get(k K) (V, bool) {
 }
 
 func (c *fifoCache[K, V]) put(k K, v V) {
-	if len(c.ring) == 0 {
+	if c.capacity <= 0 {
 		return
 	}
 	if _, ok := c.entries[k]; ok {
 		c.entries[k] = v
 		return
 	}
-	if c.full {
-		delete(c.entries, c.ring[c.next])
-	}
-	c.ring[c.next] = k
 	c.entries[k] = v
-	c.next++
-	if c.next == len(c.ring) {
-		c.next, c.full = 0, true
+	if len(c.ring) < c.capacity {
+		c.ring = append(c.ring, k)
+		return
 	}
+	delete(c.entries, c.ring[c.next])
+	c.ring[c.next] = k
+	c.next = (c.next + 1) % c.capacity
 }
 
 // remove forgets k; its ring slot is reclaimed when the ring comes round to it.
