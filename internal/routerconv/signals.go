@@ -22,6 +22,8 @@ const (
 	SigPIIHit
 	// SigUpstream: the span is the call to the model backend.
 	SigUpstream
+	// SigCacheHit: the semantic cache answered, so no upstream call will follow.
+	SigCacheHit
 )
 
 // Block reasons, the values of security.reason.
@@ -64,6 +66,7 @@ type scan struct {
 	ragFailed      bool
 	jailbreakHit   bool
 	piiHit         bool
+	cacheHit       bool
 }
 
 // field is a fact Classify reads from attributes.
@@ -82,6 +85,7 @@ const (
 	fieldJailbreakDetected
 	fieldPIIDetected
 	fieldMatchedRules
+	fieldCacheHit
 )
 
 // signalKeys maps every attribute key that carries an error or block signal, in every era's
@@ -100,6 +104,7 @@ var signalKeys = map[string]field{
 	"jailbreak.detected":        fieldJailbreakDetected,
 	"pii.detected":              fieldPIIDetected,
 	"decision.matched_rules":    fieldMatchedRules,
+	"cache.hit":                 fieldCacheHit,
 }
 
 // read records one fact. Values of the wrong type are read leniently ("true", "503"), since
@@ -133,15 +138,21 @@ func (s *scan) read(f field, v pcommon.Value) {
 		s.piiHit = s.piiHit || b
 	case fieldMatchedRules:
 		s.readMatchedRules(v)
+	case fieldCacheHit:
+		b, _ := AsBool(v)
+		s.cacheHit = s.cacheHit || b
 	}
 }
 
 // errorOutcomes are the era D request.outcome values that mean the router failed.
 var errorOutcomes = map[string]bool{"server_error": true, "error": true, "timeout": true}
 
-// readDetection reads era B's plugin.result: "jailbreak_detected:<type>", "pii_detected:<types>".
+// readDetection reads plugin.result: era B's "jailbreak_detected:<type>" and
+// "pii_detected:<types>", and the cache plugin's "cache_hit".
 func (s *scan) readDetection(result string) {
 	switch {
+	case result == "cache_hit":
+		s.cacheHit = true
 	case strings.HasPrefix(result, "jailbreak_detected"):
 		s.jailbreakHit = true
 	case strings.HasPrefix(result, "pii_detected"):
@@ -188,6 +199,9 @@ func Classify(span ptrace.Span, router bool) Facts {
 	}
 	if s.piiHit {
 		f.Signals |= SigPIIHit
+	}
+	if s.cacheHit {
+		f.Signals |= SigCacheHit
 	}
 	statusError := span.Status().Code() == ptrace.StatusCodeError
 

@@ -113,6 +113,9 @@ func TestClassifyTable(t *testing.T) {
 			s.Status().SetCode(ptrace.StatusCodeError)
 		}), routerconv.SigBlocked, "", routerconv.ReasonGuard},
 		{"upstream", span(func(s ptrace.Span) { s.SetName("semantic_router.upstream.request") }), routerconv.SigUpstream, "", ""},
+		{"cache hit, era A", span(func(s ptrace.Span) { s.Attributes().PutBool("cache.hit", true) }), routerconv.SigCacheHit, "", ""},
+		{"cache hit, era D plugin", span(func(s ptrace.Span) { s.Attributes().PutStr("plugin.result", "cache_hit") }), routerconv.SigCacheHit, "", ""},
+		{"cache miss", span(func(s ptrace.Span) { s.Attributes().PutStr("plugin.result", "cache_miss") }), 0, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -58,19 +58,22 @@ func TestProcessorPaths(t *testing.T) {
 	require.NoError(t, p.ConsumeTraces(ctx, blocked.Traces))
 	require.Equal(t, nBlocked, sink.SpanCount(), "a block leaves in the same call")
 
-	cacheHit := simulate(routerconv.EraC, routersim.OutcomeCacheHit, "math", 2)
-	nCacheHit := cacheHit.SpanCount()
-	require.NoError(t, p.ConsumeTraces(ctx, cacheHit.Traces))
-	require.Equal(t, nBlocked, sink.SpanCount(), "a cache hit waits for its grace period")
-	require.Eventually(t, func() bool { return sink.SpanCount() == nBlocked+nCacheHit },
+	// A trace whose upstream call names a parent that never arrives waits for its grace period.
+	gapped := simulate(routerconv.EraC, routersim.OutcomeOK, "math", 2)
+	spans := gapped.Spans()
+	parent := spans.At(spans.Len() - 1).ParentSpanID()
+	spans.RemoveIf(func(s ptrace.Span) bool { return s.SpanID() == parent })
+	nGapped := gapped.SpanCount()
+	require.NoError(t, p.ConsumeTraces(ctx, gapped.Traces))
+	require.Equal(t, nBlocked, sink.SpanCount(), "a trace missing a span waits for its grace period")
+	require.Eventually(t, func() bool { return sink.SpanCount() == nBlocked+nGapped },
 		5*time.Second, 10*time.Millisecond, "the timer ends the grace period")
 
 	pending := simulate(routerconv.EraC, routersim.OutcomeOK, "math", 3) // era D has no category.name
 	rootless := ptrace.NewTraces()
 	pending.Traces.CopyTo(rootless)
-	spans := rootless.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
-	spans.RemoveIf(func(s ptrace.Span) bool { return routerconv.IsLocalRoot(s) })
-	nPending := spans.Len()
+	rootless.ResourceSpans().At(0).ScopeSpans().At(0).Spans().RemoveIf(func(s ptrace.Span) bool { return routerconv.IsLocalRoot(s) })
+	nPending := rootless.SpanCount()
 	require.NoError(t, p.ConsumeTraces(ctx, rootless))
 	before := sink.SpanCount()
 	require.NoError(t, p.Shutdown(ctx))

@@ -41,7 +41,10 @@ type shard struct {
 	// fifo orders traces by first span: timeouts and pressure take the oldest.
 	fifo traceList
 	// quiet orders traces whose root has ended by their last span, for the grace period.
-	quiet  traceList
+	quiet traceList
+	// waiting orders era A–C traces awaiting their upstream call by their root's arrival, for
+	// the slow threshold.
+	waiting traceList
 	bytes  int64
 	budget int64
 	keep   *fifoCache[pcommon.TraceID, sampling.Threshold]
@@ -84,7 +87,8 @@ func New(cfg Config, obs Observer) (*Sampler, error) {
 		s.shards[i] = &shard{
 			traces: map[pcommon.TraceID]*traceState{},
 			fifo:   traceList{links: func(t *traceState) *links { return &t.fifo }},
-			quiet:  traceList{links: func(t *traceState) *links { return &t.quiet }},
+			quiet:   traceList{links: func(t *traceState) *links { return &t.quiet }},
+			waiting: traceList{links: func(t *traceState) *links { return &t.waiting }},
 			budget: max(cfg.MaxBufferBytes/int64(n), 1),
 			keep:   newFIFOCache[pcommon.TraceID, sampling.Threshold](cfg.KeepCacheEntries / n),
 			drop:   newFIFOCache[uint64, struct{}](cfg.DropCacheEntries / n),
@@ -195,16 +199,19 @@ func (s *Sampler) accept(span ptrace.Span, g *group, now time.Time, out *output)
 	added := t.append(span, g)
 	sh.bytes += added
 	s.held.Add(added)
-	if t.hasRoot {
-		if t.quiet.in {
-			sh.quiet.moveToBack(t)
-		} else {
-			sh.quiet.pushBack(t)
+	switch {
+	case t.awaitingUpstream():
+		if !t.waiting.in {
+			sh.quiet.remove(t)
+			sh.waiting.pushBack(t)
 		}
+	case t.hasRoot:
+		sh.waiting.remove(t)
+		sh.quiet.moveToBack(t)
 	}
 
 	switch {
-	case t.keepAlways() || t.slow(s.cfg.SlowThreshold):
+	case t.keepAlways() || t.slow(s.cfg.SlowThreshold, now):
 		s.decide(sh, t, TriggerImmediate, now, out)
 	case t.complete():
 		s.decide(sh, t, TriggerRoot, now, out)
@@ -239,7 +246,7 @@ func (s *Sampler) policy(t *traceState, now time.Time) Decision {
 		d.Reason = ReasonError
 	case t.keepAlways():
 		d.Reason = ReasonBlocked
-	case t.slow(s.cfg.SlowThreshold):
+	case t.slow(s.cfg.SlowThreshold, now):
 		d.Reason = ReasonSlow
 	default:
 		switch {
@@ -286,18 +293,22 @@ func (s *Sampler) decide(sh *shard, t *traceState, trigger Trigger, now time.Tim
 	delete(sh.traces, t.id)
 	sh.fifo.remove(t)
 	sh.quiet.remove(t)
+	sh.waiting.remove(t)
 	t.dst = ptrace.SpanSlice{}
 	sh.free = append(sh.free, t)
 }
 
-// Tick decides the traces whose grace period or timeout has passed at now and returns their
-// kept spans.
+// Tick decides the traces whose grace period, slow threshold (while awaiting the upstream call)
+// or timeout has passed at now and returns their kept spans.
 func (s *Sampler) Tick(now time.Time) ptrace.Traces {
 	var out output
 	for _, sh := range s.shards {
 		sh.mu.Lock()
 		for t := sh.quiet.front(); t != nil && !now.Before(t.last.Add(s.cfg.Grace)); t = sh.quiet.front() {
 			s.decide(sh, t, TriggerGrace, now, &out)
+		}
+		for t := sh.waiting.front(); t != nil && s.cfg.SlowThreshold > 0 && !now.Before(t.rootAt.Add(s.cfg.SlowThreshold)); t = sh.waiting.front() {
+			s.decide(sh, t, TriggerTimeout, now, &out)
 		}
 		for t := sh.fifo.front(); t != nil && !now.Before(t.first.Add(s.cfg.TraceTimeout)); t = sh.fifo.front() {
 			s.decide(sh, t, TriggerTimeout, now, &out)

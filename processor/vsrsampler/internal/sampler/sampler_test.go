@@ -73,26 +73,54 @@ func TestEarlyRootWaitsForUpstream(t *testing.T) {
 	}
 }
 
-// A cache hit makes no upstream call: the grace period decides it.
-func TestGraceDecidesWithoutUpstream(t *testing.T) {
+// A cache hit makes no upstream call: the cache span completes the trace.
+func TestCacheHitCompletesTrace(t *testing.T) {
+	for _, era := range []routerconv.Era{routerconv.EraA, routerconv.EraB, routerconv.EraC} {
+		s, rec := newSampler(t, testConfig())
+		tr := withKeep(t, era, routersim.OutcomeCacheHit, 10, true)
+		out := s.Consume(batchOf(tr, 0, tr.SpanCount()), t0)
+		require.Equal(t, tr.SpanCount(), out.SpanCount(), "era %s", era)
+		require.Equal(t, 1, rec.count(TriggerRoot, ReasonDefault))
+		requireHeldZero(t, s)
+	}
+}
+
+// A span whose parent never came keeps the trace open; the grace period after the last span
+// decides it, and every new span restarts it.
+func TestGraceWhenAParentIsMissing(t *testing.T) {
 	s, rec := newSampler(t, testConfig())
-	tr := withKeep(t, routerconv.EraC, routersim.OutcomeCacheHit, 10, true)
-	require.Zero(t, s.Consume(batchOf(tr, 0, tr.SpanCount()), t0).SpanCount())
-	require.Zero(t, s.Tick(t0.Add(1999*time.Millisecond)).SpanCount())
-	out := s.Tick(t0.Add(2 * time.Second))
-	require.Equal(t, tr.SpanCount(), out.SpanCount())
+	tr := withKeep(t, routerconv.EraC, routersim.OutcomeOK, 10, true)
+	n := tr.SpanCount()
+	up := indexOf(tr, "semantic_router.upstream.request")
+	// Everything but the span before the upstream call, which is the upstream's parent.
+	s.Consume(batchOf(tr, 0, up-1), t0)
+	s.Consume(batchOf(tr, up, n), t0.Add(1500*time.Millisecond))
+	require.Zero(t, s.Tick(t0.Add(2500*time.Millisecond)).SpanCount(), "grace restarted by the last span")
+	require.Equal(t, n-1, s.Tick(t0.Add(3500*time.Millisecond)).SpanCount())
 	require.Equal(t, 1, rec.count(TriggerGrace, ReasonDefault))
 	requireHeldZero(t, s)
 }
 
-// A new span restarts the grace period.
-func TestGraceRestartsOnNewSpan(t *testing.T) {
-	s, _ := newSampler(t, testConfig())
-	tr := withKeep(t, routerconv.EraC, routersim.OutcomeCacheHit, 10, true)
-	s.Consume(batchOf(tr, 0, 2), t0)
-	s.Consume(batchOf(tr, 2, 3), t0.Add(1500*time.Millisecond))
-	require.Zero(t, s.Tick(t0.Add(2500*time.Millisecond)).SpanCount())
-	require.Equal(t, 3, s.Tick(t0.Add(3500*time.Millisecond)).SpanCount())
+// An era A–C trace awaiting its upstream call is not cut short by the grace period: the model
+// may take many seconds. Past the slow threshold it is kept as slow, and the upstream span that
+// arrives later follows that decision.
+func TestAwaitingUpstreamIsKeptWhenSlow(t *testing.T) {
+	cfg := testConfig()
+	cfg.DefaultPercentage = 0
+	s, rec := newSampler(t, cfg)
+	tr := build(routerconv.EraC, routersim.OutcomeError, 2)
+	n := tr.SpanCount()
+	require.Equal(t, n-1, indexOf(tr, "semantic_router.upstream.request"))
+	if keepAlways(routerconv.Classify(tr.Spans().At(n-2), true).Signals) {
+		t.Skip("seed fails before the upstream call")
+	}
+	s.Consume(batchOf(tr, 0, n-1), t0)
+	require.Zero(t, s.Tick(t0.Add(5*time.Second)).SpanCount(), "no grace while the model answers")
+	require.Equal(t, n-1, s.Tick(t0.Add(10*time.Second)).SpanCount())
+	require.Equal(t, 1, rec.count(TriggerTimeout, ReasonSlow))
+	late := s.Consume(batchOf(tr, n-1, n), t0.Add(20*time.Second))
+	require.Equal(t, 1, late.SpanCount(), "the failed upstream call joins its kept trace")
+	require.Equal(t, 1, rec.late[LateKept])
 }
 
 // Without a root, only the timeout decides.

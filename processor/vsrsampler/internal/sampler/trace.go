@@ -62,7 +62,8 @@ type traceState struct {
 	rule    int
 	dynVals []string
 
-	fifo, quiet links
+	// fifo, and one of quiet or waiting, place the trace in its shard's lists.
+	fifo, quiet, waiting links
 }
 
 func (t *traceState) reset(id pcommon.TraceID, now time.Time, rules int, dynKeys int) {
@@ -89,18 +90,28 @@ func keepAlways(s routerconv.Signals) bool { return s&keepAlwaysSignals != 0 }
 func (t *traceState) keepAlways() bool { return keepAlways(t.verdict.Signals) }
 
 // complete reports whether nothing more is expected: the root has ended, every parent a span
-// named has arrived, and an early-ending root (eras A–C) has seen its upstream call.
+// named has arrived, and an early-ending root (eras A–C) has seen its upstream call or a cache
+// hit that replaces it.
 func (t *traceState) complete() bool {
-	return t.hasRoot && t.dangling.len() == 0 && (!t.earlyRoot || t.verdict.Signals&routerconv.SigUpstream != 0)
+	return t.hasRoot && t.dangling.len() == 0 && (!t.earlyRoot || t.verdict.Signals&(routerconv.SigUpstream|routerconv.SigCacheHit) != 0)
+}
+
+// awaitingUpstream reports whether an era A–C trace is only waiting for its upstream call,
+// which ends when the model has answered: seconds, not the grace period.
+func (t *traceState) awaitingUpstream() bool {
+	return t.hasRoot && t.earlyRoot && t.verdict.Signals&(routerconv.SigUpstream|routerconv.SigCacheHit) == 0
 }
 
 // slow reports whether the request took at least threshold: the root's own duration, the
-// processing.time_ms vsr_attributes wrote, or the extent of the spans seen after the root's start.
-func (t *traceState) slow(threshold time.Duration) bool {
+// processing.time_ms vsr_attributes wrote, the extent of the spans seen after the root's start,
+// or, for a trace still awaiting its upstream call, the time since its root arrived.
+func (t *traceState) slow(threshold time.Duration, now time.Time) bool {
 	if threshold <= 0 || !t.hasRoot {
 		return false
 	}
-	return time.Duration(t.maxEnd-t.rootStart) >= threshold || time.Duration(t.processingMS)*time.Millisecond >= threshold
+	return time.Duration(t.maxEnd-t.rootStart) >= threshold ||
+		time.Duration(t.processingMS)*time.Millisecond >= threshold ||
+		(t.awaitingUpstream() && now.Sub(t.rootAt) >= threshold)
 }
 
 // observe records what a span tells about its trace.
