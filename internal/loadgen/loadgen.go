@@ -1,0 +1,426 @@
+// Package loadgen sends realistic router traffic: routersim traces of every era, delivered the
+// way router pods export them (each span when it ends, batched per pod), with the faults a
+// collector meets: late spans, out-of-order and root-last arrival. It records a manifest of
+// every trace so tests can check the backend afterwards.
+package loadgen
+
+import (
+	"container/heap"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
+	"github.com/otelcol-vsr/otelcol-vsr/internal/routersim"
+)
+
+// Sender delivers one export request.
+type Sender interface {
+	Send(ctx context.Context, td ptrace.Traces) error
+}
+
+// Config shapes the traffic.
+type Config struct {
+	Mix routersim.Mix
+	// Rate is traces started per second; 0 sends as fast as the sender takes them, without
+	// waiting for spans to end.
+	Rate float64
+	// Duration and Traces bound the run; the first reached stops it (0: unbounded).
+	Duration time.Duration
+	Traces   int
+	// LateRate is the fraction of traces whose last span is held back by LateDelay.
+	LateRate  float64
+	LateDelay time.Duration
+	// OutOfOrderRate is the fraction of traces whose spans leave in random order.
+	OutOfOrderRate float64
+	// RootLastRate is the fraction of traces whose root leaves after all other spans.
+	RootLastRate float64
+	// ExportDelay is how long after a span ends its pod exports it (the SDK's batch delay).
+	ExportDelay time.Duration
+	// BatchSpans bounds an export request.
+	BatchSpans int
+	// Pods is the number of router pods per era, each its own resource.
+	Pods    int
+	Workers int
+	Seed    uint64
+	// Progress, when set, is called about every second.
+	Progress func(Stats)
+}
+
+// Stats are the running totals.
+type Stats struct {
+	Elapsed time.Duration
+	// Generating is how long traces were started for; Elapsed adds sending what was open.
+	Generating  time.Duration
+	Traces      int64
+	Spans       int64
+	FailedSpans int64
+	InFlight    int64
+}
+
+// Rate is traces started per second.
+func (s Stats) Rate() float64 {
+	d := s.Generating
+	if d == 0 {
+		d = s.Elapsed
+	}
+	if d <= 0 {
+		return 0
+	}
+	return float64(s.Traces) / d.Seconds()
+}
+
+func (s Stats) String() string {
+	return fmt.Sprintf("%6.1fs traces=%d spans=%d failed_spans=%d in_flight=%d rate=%.1f traces/s",
+		s.Elapsed.Seconds(), s.Traces, s.Spans, s.FailedSpans, s.InFlight, s.Rate())
+}
+
+// Entry is one trace in the manifest.
+type Entry struct {
+	TraceID     string   `json:"trace_id"`
+	Era         string   `json:"era"`
+	Outcome     string   `json:"outcome"`
+	Slow        bool     `json:"slow"`
+	MustKeep    bool     `json:"must_keep"`
+	SpanIDs     []string `json:"span_ids"`
+	RootEnd     int64    `json:"root_end_unix_nano"`
+	LastEnd     int64    `json:"last_end_unix_nano"`
+	FailedSpans int      `json:"failed_spans"`
+	Late        bool     `json:"late,omitempty"`
+	OutOfOrder  bool     `json:"out_of_order,omitempty"`
+	RootLast    bool     `json:"root_last,omitempty"`
+	// sent counts the spans whose export has finished, to track traces in flight.
+	sent int
+}
+
+// MustKeep reports whether a sampler has to keep every span of a trace of this outcome.
+func MustKeep(o routersim.Outcome) bool { return o == routersim.OutcomeError || o.Blocked() }
+
+// pending is a span waiting for its send time.
+type pending struct {
+	at    time.Time
+	span  ptrace.Span
+	pod   int
+	trace int
+}
+
+type schedule []pending
+
+func (s schedule) Len() int           { return len(s) }
+func (s schedule) Less(i, j int) bool { return s[i].at.Before(s[j].at) }
+func (s schedule) Swap(i, j int)      { s[i], s[j] = s[j], s[i] }
+func (s *schedule) Push(x any)        { *s = append(*s, x.(pending)) }
+func (s *schedule) Pop() any {
+	old := *s
+	p := old[len(old)-1]
+	*s = old[:len(old)-1]
+	return p
+}
+
+// batch is one export request and the traces its spans belong to.
+type batch struct {
+	td     ptrace.Traces
+	traces []int
+}
+
+// Run generates traffic until the bounds or ctx end, waits for every scheduled span (late ones
+// included) to be sent, and returns the final stats and the manifest.
+func Run(ctx context.Context, cfg Config, sender Sender) (Stats, []Entry) {
+	g := newGenerator(cfg)
+	return g.run(ctx, sender)
+}
+
+type generator struct {
+	cfg      Config
+	rng      *rand.Rand
+	drawer   *routersim.Drawer
+	mu       sync.Mutex
+	manifest []Entry
+	sched    schedule
+	stats    struct{ traces, spans, failed, inFlight atomic.Int64 }
+	// generating is the length of the generation phase, once it is over.
+	generating atomic.Int64
+	pods       [][]ptrace.ResourceSpans // per era, per pod: the resource template
+}
+
+func newGenerator(cfg Config) *generator {
+	cfg.BatchSpans = max(cfg.BatchSpans, 1)
+	cfg.Pods = max(cfg.Pods, 1)
+	cfg.Workers = max(cfg.Workers, 1)
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
+	return &generator{cfg: cfg, rng: rng, drawer: routersim.NewDrawer(cfg.Mix, rng), pods: make([][]ptrace.ResourceSpans, 4)}
+}
+
+func (g *generator) snapshot(start time.Time) Stats {
+	return Stats{
+		Elapsed:     time.Since(start),
+		Generating:  time.Duration(g.generating.Load()),
+		Traces:      g.stats.traces.Load(),
+		Spans:       g.stats.spans.Load(),
+		FailedSpans: g.stats.failed.Load(),
+		InFlight:    g.stats.inFlight.Load(),
+	}
+}
+
+func (g *generator) run(ctx context.Context, sender Sender) (Stats, []Entry) {
+	start := time.Now()
+	// Each pod's requests go through one worker, in order: a router pod's SDK exports one batch
+	// after the other, so its spans never overtake each other.
+	queues := make([]chan batch, g.cfg.Workers)
+	var workers sync.WaitGroup
+	for w := range queues {
+		queues[w] = make(chan batch, 4)
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for b := range queues[w] {
+				g.send(ctx, sender, b)
+			}
+		}()
+	}
+	stopProgress := g.progress(start)
+
+	var deadline time.Time
+	if g.cfg.Duration > 0 {
+		deadline = start.Add(g.cfg.Duration)
+	}
+	interval := time.Duration(0)
+	if g.cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / g.cfg.Rate)
+	}
+	next := start
+	for made := 0; ctx.Err() == nil; {
+		now := time.Now()
+		if (g.cfg.Traces > 0 && made >= g.cfg.Traces) || (!deadline.IsZero() && !now.Before(deadline)) {
+			break
+		}
+		if interval > 0 && now.Before(next) {
+			g.dispatch(now, queues, false)
+			sleep(ctx, min(next.Sub(now), 10*time.Millisecond))
+			continue
+		}
+		g.add(now)
+		made++
+		next = next.Add(interval)
+		if interval == 0 {
+			g.dispatch(time.Now(), queues, false)
+		}
+	}
+	g.generating.Store(int64(time.Since(start)))
+	// Drain: late spans and spans still open leave when due, bounded by ctx.
+	for g.sched.Len() > 0 && ctx.Err() == nil {
+		g.dispatch(time.Now(), queues, false)
+		if g.sched.Len() > 0 {
+			sleep(ctx, min(time.Until(g.sched[0].at), 10*time.Millisecond))
+		}
+	}
+	g.dispatch(time.Now(), queues, true)
+	for _, q := range queues {
+		close(q)
+	}
+	workers.Wait()
+	stopProgress()
+	return g.snapshot(start), g.manifest
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (g *generator) progress(start time.Time) (stop func()) {
+	if g.cfg.Progress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				g.cfg.Progress(g.snapshot(start))
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// add builds one trace starting now and schedules its spans.
+func (g *generator) add(now time.Time) {
+	req := g.drawer.Draw(now)
+	tr := routersim.Build(req, g.rng)
+	spans := tr.Spans()
+	n := spans.Len()
+	pod := int(req.Era-1)*g.cfg.Pods + g.rng.IntN(g.cfg.Pods)
+
+	// When each span leaves: at its end plus the export delay, or now at full speed.
+	at := make([]time.Time, n)
+	for i, s := range spans.All() {
+		at[i] = now
+		if g.cfg.Rate > 0 {
+			at[i] = s.EndTimestamp().AsTime().Add(g.cfg.ExportDelay)
+		}
+	}
+	e := Entry{
+		TraceID:  tr.ID.String(),
+		Era:      req.Era.String(),
+		Outcome:  req.Outcome.String(),
+		Slow:     req.Slow,
+		MustKeep: MustKeep(req.Outcome),
+		RootEnd:  int64(tr.RootEnd().UnixNano()),
+	}
+	order := make([]int, n) // order[k] is the span that leaves k-th
+	for i := range order {
+		order[i] = i
+	}
+	switch x := g.rng.Float64(); {
+	case x < g.cfg.OutOfOrderRate:
+		e.OutOfOrder = true
+		g.rng.Shuffle(n, func(a, b int) { order[a], order[b] = order[b], order[a] })
+	case x < g.cfg.OutOfOrderRate+g.cfg.RootLastRate:
+		e.RootLast = true
+		for k, i := range order {
+			if routerconv.IsLocalRoot(spans.At(i)) {
+				order = append(append(order[:k:k], order[k+1:]...), i)
+				break
+			}
+		}
+	}
+	sorted := make([]time.Time, n)
+	copy(sorted, at)
+	for k := 1; k < n; k++ {
+		if sorted[k].Before(sorted[k-1]) {
+			sorted[k] = sorted[k-1]
+		}
+	}
+	if g.rng.Float64() < g.cfg.LateRate {
+		e.Late = true
+		sorted[n-1] = sorted[n-1].Add(g.cfg.LateDelay)
+	}
+
+	g.mu.Lock()
+	idx := len(g.manifest)
+	for k, i := range order {
+		span := spans.At(i)
+		e.SpanIDs = append(e.SpanIDs, span.SpanID().String())
+		e.LastEnd = max(e.LastEnd, int64(span.EndTimestamp()))
+		heap.Push(&g.sched, pending{at: sorted[k], span: span, pod: pod, trace: idx})
+	}
+	g.manifest = append(g.manifest, e)
+	g.mu.Unlock()
+	g.podResource(req.Era, pod, tr)
+	g.stats.traces.Add(1)
+	g.stats.inFlight.Add(1)
+}
+
+// podResource remembers the resource of each pod: router pods of one era differ only by name.
+func (g *generator) podResource(era routerconv.Era, pod int, tr routersim.Trace) {
+	e := int(era - 1)
+	local := pod - e*g.cfg.Pods
+	for len(g.pods[e]) <= local {
+		rs := ptrace.NewResourceSpans()
+		tr.Traces.ResourceSpans().At(0).Resource().CopyTo(rs.Resource())
+		rs.Resource().Attributes().PutStr("service.instance.id", fmt.Sprintf("vllm-sr-%s-%d", era, len(g.pods[e])))
+		g.pods[e] = append(g.pods[e], rs)
+	}
+}
+
+// dispatch sends the spans due at now, one request per pod of at most BatchSpans spans.
+func (g *generator) dispatch(now time.Time, queues []chan batch, all bool) {
+	g.mu.Lock()
+	idle := g.sched.Len() == 0 || (!all && g.sched[0].at.After(now))
+	g.mu.Unlock()
+	if idle {
+		return
+	}
+	byPod := map[int]*batch{}
+	var order []int
+	flush := func(pod int) {
+		if b := byPod[pod]; b != nil {
+			queues[pod%len(queues)] <- *b
+			delete(byPod, pod)
+		}
+	}
+	g.mu.Lock()
+	var due []pending
+	for g.sched.Len() > 0 && (all || !g.sched[0].at.After(now)) {
+		due = append(due, heap.Pop(&g.sched).(pending))
+	}
+	g.mu.Unlock()
+	for _, p := range due {
+		b := byPod[p.pod]
+		if b == nil {
+			b = &batch{td: ptrace.NewTraces()}
+			rs := b.td.ResourceSpans().AppendEmpty()
+			era, local := p.pod/g.cfg.Pods, p.pod%g.cfg.Pods
+			g.pods[era][local].Resource().CopyTo(rs.Resource())
+			rs.ScopeSpans().AppendEmpty().Scope().SetName(routerconv.TracerName)
+			byPod[p.pod] = b
+			order = append(order, p.pod)
+		}
+		p.span.CopyTo(b.td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().AppendEmpty())
+		b.traces = append(b.traces, p.trace)
+		if len(b.traces) >= g.cfg.BatchSpans {
+			flush(p.pod)
+		}
+	}
+	for _, pod := range order {
+		flush(pod)
+	}
+}
+
+func (g *generator) send(ctx context.Context, sender Sender, b batch) {
+	n := int64(b.td.SpanCount())
+	sendCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := sender.Send(sendCtx, b.td)
+	cancel()
+	g.stats.spans.Add(n)
+	if err != nil {
+		g.stats.failed.Add(n)
+		g.mu.Lock()
+		for _, i := range b.traces {
+			g.manifest[i].FailedSpans++
+		}
+		g.mu.Unlock()
+	}
+	g.mu.Lock()
+	for _, i := range b.traces {
+		e := &g.manifest[i]
+		e.sent++
+		if e.sent == len(e.SpanIDs) {
+			g.stats.inFlight.Add(-1)
+		}
+	}
+	g.mu.Unlock()
+}
+
+// TraceIDOf parses a manifest trace ID.
+func TraceIDOf(s string) (pcommon.TraceID, error) {
+	var id pcommon.TraceID
+	b, err := hex.DecodeString(s)
+	if err == nil && len(b) != len(id) {
+		err = fmt.Errorf("trace ID %q is not 16 bytes", s)
+	}
+	copy(id[:], b)
+	return id, err
+}
