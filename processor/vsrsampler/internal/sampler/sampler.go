@@ -45,11 +45,11 @@ type shard struct {
 	// waiting orders era A–C traces awaiting their upstream call by their root's arrival, for
 	// the slow threshold.
 	waiting traceList
-	bytes  int64
-	budget int64
-	keep   *fifoCache[pcommon.TraceID, sampling.Threshold]
-	drop   *fifoCache[uint64, struct{}]
-	free   []*traceState
+	bytes   int64
+	budget  int64
+	keep    *fifoCache[pcommon.TraceID, sampling.Threshold]
+	drop    *fifoCache[uint64, struct{}]
+	free    []*traceState
 }
 
 // New returns a Sampler for cfg reporting to obs.
@@ -85,13 +85,13 @@ func New(cfg Config, obs Observer) (*Sampler, error) {
 	}
 	for i := range s.shards {
 		s.shards[i] = &shard{
-			traces: map[pcommon.TraceID]*traceState{},
-			fifo:   traceList{links: func(t *traceState) *links { return &t.fifo }},
+			traces:  map[pcommon.TraceID]*traceState{},
+			fifo:    traceList{links: func(t *traceState) *links { return &t.fifo }},
 			quiet:   traceList{links: func(t *traceState) *links { return &t.quiet }},
 			waiting: traceList{links: func(t *traceState) *links { return &t.waiting }},
-			budget: max(cfg.MaxBufferBytes/int64(n), 1),
-			keep:   newFIFOCache[pcommon.TraceID, sampling.Threshold](cfg.KeepCacheEntries / n),
-			drop:   newFIFOCache[uint64, struct{}](cfg.DropCacheEntries / n),
+			budget:  max(cfg.MaxBufferBytes/int64(n), 1),
+			keep:    newFIFOCache[pcommon.TraceID, sampling.Threshold](cfg.KeepCacheEntries / n),
+			drop:    newFIFOCache[uint64, struct{}](cfg.DropCacheEntries / n),
 		}
 	}
 	return s, nil
