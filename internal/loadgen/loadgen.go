@@ -42,7 +42,8 @@ type Config struct {
 	OutOfOrderRate float64
 	// RootLastRate is the fraction of traces whose root leaves after all other spans.
 	RootLastRate float64
-	// ExportDelay is how long after a span ends its pod exports it (the SDK's batch delay).
+	// ExportDelay is how long a pod's batch stays open before it is exported, unless it fills
+	// first (the SDK batch processor's schedule delay).
 	ExportDelay time.Duration
 	// BatchSpans bounds an export request.
 	BatchSpans int
@@ -128,6 +129,7 @@ func (s *schedule) Pop() any {
 type batch struct {
 	td     ptrace.Traces
 	traces []int
+	opened time.Time
 }
 
 // Run generates traffic until the bounds or ctx end, waits for every scheduled span (late ones
@@ -144,7 +146,9 @@ type generator struct {
 	mu       sync.Mutex
 	manifest []Entry
 	sched    schedule
-	stats    struct{ traces, spans, failed, inFlight atomic.Int64 }
+	// open are the pods' batches being filled.
+	open  map[int]*batch
+	stats struct{ traces, spans, failed, inFlight atomic.Int64 }
 	// generating is the length of the generation phase, once it is over.
 	generating atomic.Int64
 	pods       [][]ptrace.ResourceSpans // per era, per pod: the resource template
@@ -155,7 +159,7 @@ func newGenerator(cfg Config) *generator {
 	cfg.Pods = max(cfg.Pods, 1)
 	cfg.Workers = max(cfg.Workers, 1)
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
-	return &generator{cfg: cfg, rng: rng, drawer: routersim.NewDrawer(cfg.Mix, rng), pods: make([][]ptrace.ResourceSpans, 4)}
+	return &generator{cfg: cfg, rng: rng, drawer: routersim.NewDrawer(cfg.Mix, rng), pods: make([][]ptrace.ResourceSpans, 4), open: map[int]*batch{}}
 }
 
 func (g *generator) snapshot(start time.Time) Stats {
@@ -215,11 +219,9 @@ func (g *generator) run(ctx context.Context, sender Sender) (Stats, []Entry) {
 	}
 	g.generating.Store(int64(time.Since(start)))
 	// Drain: late spans and spans still open leave when due, bounded by ctx.
-	for g.sched.Len() > 0 && ctx.Err() == nil {
+	for (g.sched.Len() > 0 || len(g.open) > 0) && ctx.Err() == nil {
 		g.dispatch(time.Now(), queues, false)
-		if g.sched.Len() > 0 {
-			sleep(ctx, min(time.Until(g.sched[0].at), 10*time.Millisecond))
-		}
+		sleep(ctx, 10*time.Millisecond)
 	}
 	g.dispatch(time.Now(), queues, true)
 	for _, q := range queues {
@@ -273,12 +275,12 @@ func (g *generator) add(now time.Time) {
 	n := spans.Len()
 	pod := int(req.Era-1)*g.cfg.Pods + g.rng.IntN(g.cfg.Pods)
 
-	// When each span leaves: at its end plus the export delay, or now at full speed.
+	// When each span is handed to its pod's exporter: when it ends, or now at full speed.
 	at := make([]time.Time, n)
 	for i, s := range spans.All() {
 		at[i] = now
 		if g.cfg.Rate > 0 {
-			at[i] = s.EndTimestamp().AsTime().Add(g.cfg.ExportDelay)
+			at[i] = s.EndTimestamp().AsTime()
 		}
 	}
 	e := Entry{
@@ -345,47 +347,39 @@ func (g *generator) podResource(era routerconv.Era, pod int, tr routersim.Trace)
 	}
 }
 
-// dispatch sends the spans due at now, one request per pod of at most BatchSpans spans.
+// dispatch hands the spans due at now to their pods' open batches and sends each batch once it
+// is full or has been open for ExportDelay (all: every batch, now).
 func (g *generator) dispatch(now time.Time, queues []chan batch, all bool) {
-	g.mu.Lock()
-	idle := g.sched.Len() == 0 || (!all && g.sched[0].at.After(now))
-	g.mu.Unlock()
-	if idle {
-		return
-	}
-	byPod := map[int]*batch{}
-	var order []int
-	flush := func(pod int) {
-		if b := byPod[pod]; b != nil {
-			queues[pod%len(queues)] <- *b
-			delete(byPod, pod)
-		}
-	}
 	g.mu.Lock()
 	var due []pending
 	for g.sched.Len() > 0 && (all || !g.sched[0].at.After(now)) {
 		due = append(due, heap.Pop(&g.sched).(pending))
 	}
 	g.mu.Unlock()
+	send := func(pod int) {
+		queues[pod%len(queues)] <- *g.open[pod]
+		delete(g.open, pod)
+	}
 	for _, p := range due {
-		b := byPod[p.pod]
+		b := g.open[p.pod]
 		if b == nil {
-			b = &batch{td: ptrace.NewTraces()}
+			b = &batch{td: ptrace.NewTraces(), opened: now}
 			rs := b.td.ResourceSpans().AppendEmpty()
 			era, local := p.pod/g.cfg.Pods, p.pod%g.cfg.Pods
 			g.pods[era][local].Resource().CopyTo(rs.Resource())
 			rs.ScopeSpans().AppendEmpty().Scope().SetName(routerconv.TracerName)
-			byPod[p.pod] = b
-			order = append(order, p.pod)
+			g.open[p.pod] = b
 		}
 		p.span.CopyTo(b.td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().AppendEmpty())
 		b.traces = append(b.traces, p.trace)
 		if len(b.traces) >= g.cfg.BatchSpans {
-			flush(p.pod)
+			send(p.pod)
 		}
 	}
-	for _, pod := range order {
-		flush(pod)
+	for pod, b := range g.open {
+		if all || now.Sub(b.opened) >= g.cfg.ExportDelay {
+			send(pod)
+		}
 	}
 }
 

@@ -31,6 +31,9 @@ type Config struct {
 	BlockOnOverflow bool  `mapstructure:"block_on_overflow"`
 	// DecisionCache remembers decisions so spans arriving late follow them.
 	DecisionCache DecisionCacheConfig `mapstructure:"decision_cache"`
+	// RescueWindow keeps a dropped trace's buffered spans this long, so a late error or block
+	// span brings back the whole trace; 0 disables it. Under pressure it is the first to go.
+	RescueWindow time.Duration `mapstructure:"rescue_window"`
 	// ServiceNames are the router's service.name values.
 	ServiceNames []string `mapstructure:"service_names"`
 	// Shards splits the buffer by trace ID; 0 picks four per CPU.
@@ -93,6 +96,7 @@ func (cfg *Config) Validate() error {
 	add(cfg.DecisionCache.DropEntries >= 0, "decision_cache.drop_entries: must not be negative, got %d", cfg.DecisionCache.DropEntries)
 	add(len(cfg.ServiceNames) > 0 && !slices.Contains(cfg.ServiceNames, ""), "service_names: must list at least one non-empty service name")
 	add(cfg.Shards >= 0, "shards: must not be negative, got %d", cfg.Shards)
+	add(cfg.RescueWindow >= 0, "rescue_window: must not be negative, got %v", cfg.RescueWindow)
 	names := map[string]bool{}
 	for i, r := range cfg.Rules {
 		add(r.Name != "", "rules[%d].name: must not be empty", i)
@@ -124,6 +128,7 @@ func (cfg *Config) coreConfig() sampler.Config {
 		DecideOnPressure:  !cfg.BlockOnOverflow,
 		KeepCacheEntries:  cfg.DecisionCache.KeepEntries,
 		DropCacheEntries:  cfg.DecisionCache.DropEntries,
+		RescueWindow:      cfg.RescueWindow,
 		Shards:            cfg.Shards,
 		ServiceNames:      cfg.ServiceNames,
 	}

@@ -36,6 +36,7 @@ func createDefaultConfig() component.Config {
 		MaxTraceBytes:  16 << 20,
 		MaxTraceSpans:  10_000,
 		DecisionCache:  DecisionCacheConfig{KeepEntries: 100_000, DropEntries: 1_000_000},
+		RescueWindow:   2 * time.Second,
 		ServiceNames:   slices.Clone(routerconv.DefaultServiceNames),
 	}
 }

@@ -50,7 +50,10 @@ type Config struct {
 	DecideOnPressure bool
 	KeepCacheEntries int
 	DropCacheEntries int
-	Shards           int
+	// RescueWindow keeps a dropped trace's spans this long, so a late error or block span can
+	// still bring back the whole trace; under pressure they are the first memory given up.
+	RescueWindow time.Duration
+	Shards       int
 	// ServiceNames are the router's service.name values.
 	ServiceNames []string
 }

@@ -6,6 +6,7 @@ package sampler
 import (
 	"encoding/binary"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,6 @@ type Sampler struct {
 	dynamic   *dynamic
 	services  map[string]bool
 	shards    []*shard
-	batches   atomic.Uint64
 	held      atomic.Int64
 	traces    atomic.Int64
 }
@@ -45,11 +45,14 @@ type shard struct {
 	// waiting orders era A–C traces awaiting their upstream call by their root's arrival, for
 	// the slow threshold.
 	waiting traceList
-	bytes   int64
-	budget  int64
-	keep    *fifoCache[pcommon.TraceID, sampling.Threshold]
-	drop    *fifoCache[uint64, struct{}]
-	free    []*traceState
+	// rescuable are dropped traces within their rescue window, oldest drop first.
+	rescuable traceList
+	dropped   map[pcommon.TraceID]*traceState
+	bytes     int64
+	budget    int64
+	keep      *fifoCache[pcommon.TraceID, sampling.Threshold]
+	drop      *fifoCache[uint64, struct{}]
+	free      []*traceState
 }
 
 // New returns a Sampler for cfg reporting to obs.
@@ -85,13 +88,15 @@ func New(cfg Config, obs Observer) (*Sampler, error) {
 	}
 	for i := range s.shards {
 		s.shards[i] = &shard{
-			traces:  map[pcommon.TraceID]*traceState{},
-			fifo:    traceList{links: func(t *traceState) *links { return &t.fifo }},
-			quiet:   traceList{links: func(t *traceState) *links { return &t.quiet }},
-			waiting: traceList{links: func(t *traceState) *links { return &t.waiting }},
-			budget:  max(cfg.MaxBufferBytes/int64(n), 1),
-			keep:    newFIFOCache[pcommon.TraceID, sampling.Threshold](cfg.KeepCacheEntries / n),
-			drop:    newFIFOCache[uint64, struct{}](cfg.DropCacheEntries / n),
+			traces:    map[pcommon.TraceID]*traceState{},
+			fifo:      traceList{links: func(t *traceState) *links { return &t.fifo }},
+			quiet:     traceList{links: func(t *traceState) *links { return &t.quiet }},
+			waiting:   traceList{links: func(t *traceState) *links { return &t.waiting }},
+			rescuable: traceList{links: func(t *traceState) *links { return &t.rescuable }},
+			dropped:   map[pcommon.TraceID]*traceState{},
+			budget:    max(cfg.MaxBufferBytes/int64(n), 1),
+			keep:      newFIFOCache[pcommon.TraceID, sampling.Threshold](cfg.KeepCacheEntries / n),
+			drop:      newFIFOCache[uint64, struct{}](cfg.DropCacheEntries / n),
 		}
 	}
 	return s, nil
@@ -107,7 +112,7 @@ func (s *Sampler) shardFor(id pcommon.TraceID) *shard {
 	return s.shards[fingerprint(id)%uint64(len(s.shards))]
 }
 
-// Held returns the encoded bytes and the number of traces buffered.
+// Held returns the bytes and the number of traces buffered.
 func (s *Sampler) Held() (bytes, traces int64) { return s.held.Load(), s.traces.Load() }
 
 // output collects the spans released by decisions, created on first use.
@@ -135,20 +140,55 @@ func (o *output) stamp(span ptrace.Span, th sampling.Threshold) {
 	span.TraceState().FromRaw(o.lastStamped)
 }
 
-// Consume takes a batch. Spans of undecided traces are moved into buffers; spans of traces
-// decided to keep stay. It returns what to forward now: the rest of td plus every buffered
-// span a decision in this call released. td is reused for the result.
+// fate is what becomes of a span of an incoming batch.
+type fate uint8
+
+const (
+	// fatePass: the span's trace is kept; the span stays in the batch.
+	fatePass fate = iota
+	fateDrop
+	// fatePark: the span waits for its trace's decision, encoded in the trace's buffer.
+	fatePark
+)
+
+// staged is an undecided trace's spans in one group of a batch: they are parked together, so
+// they share one copy of the resource and scope.
+type staged struct {
+	t       *traceState
+	gen     uint64
+	sh      *shard
+	indexes []int
+}
+
+// Consume takes a batch. Spans of traces decided to keep stay in it; spans of undecided
+// traces are parked in their trace's buffer; the rest are dropped. It returns what to forward
+// now: the rest of td plus every parked span a decision in this call released. td is reused
+// for the result.
 func (s *Sampler) Consume(td ptrace.Traces, now time.Time) ptrace.Traces {
 	var out output
-	batch := s.batches.Add(1)
-	for ri, rs := range td.ResourceSpans().All() {
+	var fates []fate
+	var stages []staged
+	for _, rs := range td.ResourceSpans().All() {
 		router := false
 		if name, ok := rs.Resource().Attributes().Get("service.name"); ok {
 			router = s.services[name.AsString()]
 		}
-		for si, ss := range rs.ScopeSpans().All() {
-			g := group{key: groupKey{batch, ri, si}, rs: rs, ss: ss, router: router || ss.Scope().Name() == routerconv.TracerName}
-			ss.Spans().RemoveIf(func(span ptrace.Span) bool { return s.accept(span, &g, now, &out) })
+		for _, ss := range rs.ScopeSpans().All() {
+			g := group{rs: rs, ss: ss, router: router || ss.Scope().Name() == routerconv.TracerName}
+			spans := ss.Spans()
+			fates, stages = slices.Grow(fates[:0], spans.Len())[:spans.Len()], stages[:0]
+			for i, span := range spans.All() {
+				fates[i] = s.admit(span, i, &g, now, &out, &stages, fates)
+			}
+			for i := range stages {
+				s.parkStaged(&stages[i], &g, now, &out, fates)
+			}
+			i := 0
+			spans.RemoveIf(func(ptrace.Span) bool {
+				f := fates[i]
+				i++
+				return f != fatePass
+			})
 		}
 	}
 	td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
@@ -161,44 +201,31 @@ func (s *Sampler) Consume(td ptrace.Traces, now time.Time) ptrace.Traces {
 	return td
 }
 
-// accept handles one span and reports whether it leaves the batch (buffered or dropped).
-func (s *Sampler) accept(span ptrace.Span, g *group, now time.Time, out *output) bool {
+// admit records one span in its trace and returns its fate. A decision it triggers settles
+// the fate of the trace's spans staged before it in this group too.
+func (s *Sampler) admit(span ptrace.Span, index int, g *group, now time.Time, out *output, stages *[]staged, fates []fate) fate {
 	id := span.TraceID()
 	sh := s.shardFor(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 
-	if th, ok := sh.keep.get(id); ok {
-		out.stamp(span, th)
-		s.obs.LateSpan(LateKept)
-		return false
+	if f, known := s.followDecision(sh, span, g, out); known {
+		return f
 	}
-	if _, ok := sh.drop.get(fingerprint(id)); ok {
-		if !keepAlways(routerconv.Classify(span, g.router).Signals) {
-			s.obs.LateSpan(LateDropped)
-			return true
-		}
-		// Its siblings are gone, but an error or block span itself is never dropped.
-		sh.drop.remove(fingerprint(id))
-		sh.keep.put(id, sampling.AlwaysSampleThreshold)
-		out.stamp(span, sampling.AlwaysSampleThreshold)
-		s.obs.LateSpan(LateRescued)
-		return false
-	}
-
 	t := sh.traces[id]
 	if t == nil {
 		t = sh.newTrace(s, id, now)
 	}
 	if !t.seen.add(span.SpanID()) {
 		s.obs.DuplicateSpan()
-		return true
+		return fateDrop
 	}
 	t.last = now
+	t.spans++
 	t.observe(s, span, g, routerconv.Classify(span, g.router))
-	added := t.append(span, g)
-	sh.bytes += added
-	s.held.Add(added)
+	st := stageFor(stages, t, sh)
+	st.indexes = append(st.indexes, index)
+
 	switch {
 	case t.awaitingUpstream():
 		if !t.waiting.in {
@@ -209,19 +236,116 @@ func (s *Sampler) accept(span ptrace.Span, g *group, now time.Time, out *output)
 		sh.waiting.remove(t)
 		sh.quiet.moveToBack(t)
 	}
-
+	trigger, due := NumTriggers, true
 	switch {
 	case t.keepAlways() || t.slow(s.cfg.SlowThreshold, now):
-		s.decide(sh, t, TriggerImmediate, now, out)
+		trigger = TriggerImmediate
 	case t.complete():
-		s.decide(sh, t, TriggerRoot, now, out)
+		trigger = TriggerRoot
 	case t.spans >= s.cfg.MaxTraceSpans || t.bytes >= s.cfg.MaxTraceBytes:
-		s.decide(sh, t, TriggerLimit, now, out)
+		trigger = TriggerLimit
+	default:
+		due = false
 	}
-	for s.cfg.DecideOnPressure && sh.bytes > sh.budget {
+	if !due {
+		return fatePark
+	}
+	d := s.decide(sh, t, trigger, now, out)
+	settled := fateDrop
+	if d.Keep {
+		settled = fatePass
+		for _, i := range st.indexes {
+			out.stamp(g.ss.Spans().At(i), d.Threshold)
+		}
+	}
+	for _, i := range st.indexes[:len(st.indexes)-1] {
+		fates[i] = settled
+	}
+	st.t = nil // settled: nothing left to park
+	return settled
+}
+
+// followDecision applies an earlier decision to a span arriving after it, and reports whether
+// there was one.
+func (s *Sampler) followDecision(sh *shard, span ptrace.Span, g *group, out *output) (fate, bool) {
+	id := span.TraceID()
+	if th, ok := sh.keep.get(id); ok {
+		out.stamp(span, th)
+		s.obs.LateSpan(LateKept)
+		return fatePass, true
+	}
+	if _, ok := sh.drop.get(fingerprint(id)); !ok {
+		return fatePass, false
+	}
+	if !keepAlways(routerconv.Classify(span, g.router).Signals) {
+		s.obs.LateSpan(LateDropped)
+		return fateDrop, true
+	}
+	// An error or block span is never dropped; within the rescue window its whole trace comes
+	// back with it.
+	sh.drop.remove(fingerprint(id))
+	sh.keep.put(id, sampling.AlwaysSampleThreshold)
+	out.stamp(span, sampling.AlwaysSampleThreshold)
+	s.obs.LateSpan(LateRescued)
+	if t := sh.dropped[id]; t != nil {
+		for range t.spans {
+			s.obs.LateSpan(LateRescued)
+		}
+		s.release(t, sampling.AlwaysSampleThreshold, out)
+		s.forget(sh, t)
+	}
+	return fatePass, true
+}
+
+func stageFor(stages *[]staged, t *traceState, sh *shard) *staged {
+	for i := range *stages {
+		if st := &(*stages)[i]; st.t == t && st.gen == t.gen {
+			return st
+		}
+	}
+	*stages = append(*stages, staged{t: t, gen: t.gen, sh: sh})
+	return &(*stages)[len(*stages)-1]
+}
+
+// parkStaged encodes a trace's spans of this group into its buffer. If another batch decided
+// the trace in the meantime, the spans follow that decision instead.
+func (s *Sampler) parkStaged(st *staged, g *group, now time.Time, out *output, fates []fate) {
+	if st.t == nil {
+		return
+	}
+	sh := st.sh
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	spans := g.ss.Spans()
+	if st.t.gen != st.gen || sh.traces[st.t.id] != st.t {
+		for _, i := range st.indexes {
+			f, known := s.followDecision(sh, spans.At(i), g, out)
+			if !known {
+				f = fateDrop // decided and already forgotten by a full cache: as dropped
+			}
+			fates[i] = f
+		}
+		return
+	}
+	parked := make([]ptrace.Span, len(st.indexes))
+	for k, i := range st.indexes {
+		parked[k] = spans.At(i)
+	}
+	added := st.t.park(g, parked)
+	sh.bytes += added
+	s.held.Add(added)
+	s.relievePressure(sh, now, out)
+}
+
+// relievePressure brings a shard back under its budget: first by giving up the spans of
+// dropped traces kept for rescue, then by deciding the oldest traces.
+func (s *Sampler) relievePressure(sh *shard, now time.Time, out *output) {
+	for sh.bytes > sh.budget && sh.rescuable.front() != nil {
+		s.forget(sh, sh.rescuable.front())
+	}
+	for s.cfg.DecideOnPressure && sh.bytes > sh.budget && sh.fifo.front() != nil {
 		s.decide(sh, sh.fifo.front(), TriggerPressure, now, out)
 	}
-	return true
 }
 
 func (sh *shard) newTrace(s *Sampler, id pcommon.TraceID, now time.Time) *traceState {
@@ -234,6 +358,8 @@ func (sh *shard) newTrace(s *Sampler, id pcommon.TraceID, now time.Time) *traceS
 	t.reset(id, now, len(s.rules), len(s.dynKeys))
 	sh.traces[id] = t
 	sh.fifo.pushBack(t)
+	sh.bytes += t.bytes
+	s.held.Add(t.bytes)
 	s.traces.Add(1)
 	return t
 }
@@ -265,38 +391,70 @@ func (s *Sampler) policy(t *traceState, now time.Time) Decision {
 	return d
 }
 
-// decide applies the policy to t, releases or drops its spans and forgets it.
-func (s *Sampler) decide(sh *shard, t *traceState, trigger Trigger, now time.Time, out *output) {
+// decide applies the policy to t and releases its parked spans, or drops them: at once, or
+// after the rescue window.
+func (s *Sampler) decide(sh *shard, t *traceState, trigger Trigger, now time.Time, out *output) Decision {
 	d := s.policy(t, now)
 	since := t.first
 	if t.hasRoot {
 		since = t.rootAt
 	}
 	s.obs.Decided(d, trigger, t.spans, now.Sub(since))
-	if d.Keep {
-		sh.keep.put(t.id, d.Threshold)
-		for _, rs := range t.buf.All() {
-			for _, ss := range rs.ScopeSpans().All() {
-				for _, span := range ss.Spans().All() {
-					out.stamp(span, d.Threshold)
-				}
-			}
-		}
-		t.buf.MoveAndAppendTo(out.traces().ResourceSpans())
-	} else {
-		sh.drop.put(fingerprint(t.id), struct{}{})
-		t.buf.RemoveIf(func(ptrace.ResourceSpans) bool { return true })
-	}
-	sh.bytes -= t.bytes
-	s.held.Add(-t.bytes)
-	s.traces.Add(-1)
 	delete(sh.traces, t.id)
 	sh.fifo.remove(t)
 	sh.quiet.remove(t)
 	sh.waiting.remove(t)
-	t.dst = ptrace.SpanSlice{}
+	s.traces.Add(-1)
+	if d.Keep {
+		sh.keep.put(t.id, d.Threshold)
+		s.release(t, d.Threshold, out)
+	} else {
+		sh.drop.put(fingerprint(t.id), struct{}{})
+		if s.cfg.RescueWindow > 0 && len(t.data) > 0 && trigger != TriggerShutdown {
+			t.droppedAt = now
+			sh.dropped[t.id] = t
+			sh.rescuable.pushBack(t)
+			return d
+		}
+	}
+	s.forget(sh, t)
+	return d
+}
+
+// release sends a kept trace's parked spans out, stamped with its threshold.
+func (s *Sampler) release(t *traceState, th sampling.Threshold, out *output) {
+	if len(t.data) == 0 {
+		return
+	}
+	// The bytes were produced by park; they always decode.
+	parked, _ := t.unpark()
+	for _, rs := range parked.ResourceSpans().All() {
+		for _, ss := range rs.ScopeSpans().All() {
+			for _, span := range ss.Spans().All() {
+				out.stamp(span, th)
+			}
+		}
+	}
+	parked.ResourceSpans().MoveAndAppendTo(out.traces().ResourceSpans())
+}
+
+// forget frees a decided trace's memory.
+func (s *Sampler) forget(sh *shard, t *traceState) {
+	if t.rescuable.in {
+		sh.rescuable.remove(t)
+		delete(sh.dropped, t.id)
+	}
+	sh.bytes -= t.bytes
+	s.held.Add(-t.bytes)
+	if cap(t.data) > maxReusedData {
+		t.data = nil
+	}
 	sh.free = append(sh.free, t)
 }
+
+// maxReusedData bounds the buffer a freed trace keeps for the next one: most traces are small,
+// and a large buffer would otherwise outlive its trace unaccounted.
+const maxReusedData = 4096
 
 // Tick decides the traces whose grace period, slow threshold (while awaiting the upstream call)
 // or timeout has passed at now and returns their kept spans.
@@ -313,6 +471,9 @@ func (s *Sampler) Tick(now time.Time) ptrace.Traces {
 		for t := sh.fifo.front(); t != nil && !now.Before(t.first.Add(s.cfg.TraceTimeout)); t = sh.fifo.front() {
 			s.decide(sh, t, TriggerTimeout, now, &out)
 		}
+		for t := sh.rescuable.front(); t != nil && !now.Before(t.droppedAt.Add(s.cfg.RescueWindow)); t = sh.rescuable.front() {
+			s.forget(sh, t)
+		}
 		sh.mu.Unlock()
 	}
 	return out.traces()
@@ -325,6 +486,9 @@ func (s *Sampler) Flush(now time.Time) ptrace.Traces {
 		sh.mu.Lock()
 		for t := sh.fifo.front(); t != nil; t = sh.fifo.front() {
 			s.decide(sh, t, TriggerShutdown, now, &out)
+		}
+		for t := sh.rescuable.front(); t != nil; t = sh.rescuable.front() {
+			s.forget(sh, t)
 		}
 		sh.mu.Unlock()
 	}

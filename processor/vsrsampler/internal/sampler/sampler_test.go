@@ -323,21 +323,36 @@ func TestDecisionCacheIsBounded(t *testing.T) {
 	require.Equal(t, int64(1), held)
 }
 
-// Bytes held are the encoded size of what is buffered, and return to zero.
+// Bytes held are what the buffers take: the parked spans' encoding (with its slice's spare
+// capacity) plus each trace's bookkeeping. They return to zero.
 func TestByteAccounting(t *testing.T) {
 	s, _ := newSampler(t, testConfig())
-	var buffered int64
+	var encoded int64
 	for seed := range uint64(20) {
 		tr := build(routerconv.EraD, routersim.OutcomeOK, seed)
 		in := batchOf(tr, 0, tr.SpanCount()-1) // no root: all stay buffered
-		buffered += int64((&ptrace.ProtoMarshaler{}).TracesSize(in))
+		encoded += int64((&ptrace.ProtoMarshaler{}).TracesSize(in))
 		s.Consume(in, t0)
 	}
 	held, traces := s.Held()
 	require.Equal(t, int64(20), traces)
-	// Each buffered group is a resource and scope plus spans, without the batch's framing.
-	assert.InEpsilon(t, buffered, held, 0.05)
+	assert.GreaterOrEqual(t, held, encoded+20*traceOverhead)
+	assert.LessOrEqual(t, held, 2*encoded+20*traceOverhead)
 	s.Flush(t0)
+	requireHeldZero(t, s)
+}
+
+// Spans decided in the batch they arrive in are never encoded: nothing is held.
+func TestSameBatchDecisionHoldsNothing(t *testing.T) {
+	cfg := testConfig()
+	cfg.DefaultPercentage = 100
+	s, _ := newSampler(t, cfg)
+	tr := build(routerconv.EraD, routersim.OutcomeOK, 1)
+	in := batchOf(tr, 0, tr.SpanCount())
+	first := in.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+	out := s.Consume(in, t0)
+	require.Equal(t, tr.SpanCount(), out.SpanCount())
+	assert.Equal(t, first, out.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0), "the same span, not a decoded copy")
 	requireHeldZero(t, s)
 }
 
@@ -400,4 +415,60 @@ func TestFlushDecidesEverything(t *testing.T) {
 	s.Flush(t0.Add(time.Second))
 	require.Equal(t, 50, rec.count(TriggerShutdown, ReasonDefault))
 	requireHeldZero(t, s)
+}
+
+// Within the rescue window, a late error span brings back the whole dropped trace; after it,
+// only the error span itself is kept.
+func TestRescueWindow(t *testing.T) {
+	cfg := testConfig()
+	cfg.DefaultPercentage = 0
+	cfg.RescueWindow = 2 * time.Second
+	for _, tc := range []struct {
+		after time.Duration
+		whole bool
+	}{{time.Second, true}, {3 * time.Second, false}} {
+		s, rec := newSampler(t, cfg)
+		tr := build(routerconv.EraD, routersim.OutcomeOK, 1)
+		n := tr.SpanCount()
+		require.Zero(t, s.Consume(batchOf(tr, 0, n-1), t0).SpanCount(), "children wait for their root")
+		require.Zero(t, s.Tick(t0.Add(30*time.Second)).SpanCount(), "the timeout drops them")
+
+		// The root arrives late, failed.
+		root := batchOf(tr, n-1, n)
+		root.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Status().SetCode(ptrace.StatusCodeError)
+		s.Tick(t0.Add(30*time.Second + tc.after))
+		out := s.Consume(root, t0.Add(30*time.Second+tc.after))
+		if tc.whole {
+			require.ElementsMatch(t, allSpanIDs(tr), spanIDs(out), "the whole trace comes back")
+			assert.Equal(t, n, rec.late[LateRescued])
+		} else {
+			require.Equal(t, 1, out.SpanCount(), "past the window only the failed span is kept")
+		}
+		requireHeldZero(t, s)
+	}
+}
+
+// Over budget, the spans kept for rescue are given up before any live trace is decided.
+func TestPressureGivesUpRescuableFirst(t *testing.T) {
+	cfg := testConfig()
+	cfg.Shards = 1
+	cfg.DefaultPercentage = 0
+	cfg.RescueWindow = time.Minute
+	cfg.MaxBufferBytes = 12_000
+	s, rec := newSampler(t, cfg)
+	for seed := range uint64(6) {
+		tr := build(routerconv.EraD, routersim.OutcomeOK, seed)
+		n := tr.SpanCount()
+		s.Consume(batchOf(tr, 0, n-1), t0)
+		s.Consume(batchOf(tr, n-1, n), t0) // dropped, kept for rescue
+	}
+	held, traces := s.Held()
+	require.Zero(t, traces)
+	require.Positive(t, held)
+	open := build(routerconv.EraC, routersim.OutcomeOK, 99)
+	s.Consume(batchOf(open, 0, 3), t0)
+	require.Zero(t, rec.count(TriggerPressure, ReasonDefault), "no live trace decided while rescue memory can go")
+	held, traces = s.Held()
+	require.Equal(t, int64(1), traces)
+	require.LessOrEqual(t, held, cfg.MaxBufferBytes)
 }

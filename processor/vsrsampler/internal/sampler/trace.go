@@ -2,6 +2,7 @@ package sampler
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -10,19 +11,8 @@ import (
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
 )
 
-var sizer ptrace.ProtoMarshaler
-
-// groupKey names one (resource, scope) of one incoming batch.
-type groupKey struct {
-	batch    uint64
-	resource int
-	scope    int
-}
-
-// group is one (resource, scope) of an incoming batch. Spans of one trace from the same group
-// share one copy of the resource and scope in the trace's buffer.
+// group is one (resource, scope) of an incoming batch.
 type group struct {
-	key    groupKey
 	rs     ptrace.ResourceSpans
 	ss     ptrace.ScopeSpans
 	router bool
@@ -31,12 +21,14 @@ type group struct {
 // traceState is one buffered trace waiting for its decision.
 type traceState struct {
 	id pcommon.TraceID
-	// buf holds the trace's spans, moved out of the batches they came in.
-	buf    ptrace.ResourceSpansSlice
-	dst    ptrace.SpanSlice
-	dstKey groupKey
-	spans  int
-	// bytes is the encoded size of everything in buf, as added; released exactly on decision.
+	// gen tells a reused traceState from the trace it held before.
+	gen uint64
+	// data holds the trace's parked spans as OTLP TracesData: one ResourceSpans record per
+	// batch they came in. Encoded, a span takes about a quarter of its in-memory form, and
+	// spans of dropped traces are never decoded.
+	data  []byte
+	spans int
+	// bytes is what the trace holds: data's capacity plus the trace's own bookkeeping.
 	bytes int64
 
 	first, last, rootAt time.Time
@@ -47,8 +39,10 @@ type traceState struct {
 	verdict   routerconv.Verdict
 	hasRoot   bool
 	earlyRoot bool
-	rootStart pcommon.Timestamp
-	maxEnd    pcommon.Timestamp
+	// routerRoot: the root is the era D router root, which always has children.
+	routerRoot bool
+	rootStart  pcommon.Timestamp
+	maxEnd     pcommon.Timestamp
 	// processingMS is the root's processing.time_ms, when vsr_attributes set it.
 	processingMS int64
 
@@ -62,23 +56,24 @@ type traceState struct {
 	rule    int
 	dynVals []string
 
-	// fifo, and one of quiet or waiting, place the trace in its shard's lists.
-	fifo, quiet, waiting links
+	// fifo, and one of quiet or waiting, place the trace in its shard's lists; a dropped trace
+	// kept for its rescue window is in the rescuable list only.
+	fifo, quiet, waiting, rescuable links
+	// droppedAt is when a rescuable trace was dropped.
+	droppedAt time.Time
 }
 
 func (t *traceState) reset(id pcommon.TraceID, now time.Time, rules int, dynKeys int) {
-	buf, seen, dangling, dynVals := t.buf, t.seen, t.dangling, t.dynVals
+	data, seen, dangling, dynVals, gen := t.data, t.seen, t.dangling, t.dynVals, t.gen
 	*t = traceState{}
-	t.id, t.first, t.last, t.rule = id, now, now, rules
-	t.buf = buf
-	if t.buf == (ptrace.ResourceSpansSlice{}) {
-		t.buf = ptrace.NewResourceSpansSlice()
-	}
+	t.id, t.first, t.last, t.rule, t.gen = id, now, now, rules, gen+1
+	t.data = data[:0]
 	seen.reset()
 	dangling.reset()
 	t.seen, t.dangling = seen, dangling
 	t.dynVals = append(dynVals[:0], make([]string, dynKeys)...)
 	t.rnd = sampling.TraceIDToRandomness(id)
+	t.bytes = traceOverhead + int64(cap(t.data))
 }
 
 // keepAlwaysSignals are the signals that keep a trace whatever the rates: an error, a guard's
@@ -90,10 +85,17 @@ func keepAlways(s routerconv.Signals) bool { return s&keepAlwaysSignals != 0 }
 func (t *traceState) keepAlways() bool { return keepAlways(t.verdict.Signals) }
 
 // complete reports whether nothing more is expected: the root has ended, every parent a span
-// named has arrived, and an early-ending root (eras A–C) has seen its upstream call or a cache
-// hit that replaces it.
+// named has arrived, an early-ending root (eras A–C) has seen its upstream call or a cache hit
+// that replaces it, and an era D root did not arrive alone.
 func (t *traceState) complete() bool {
-	return t.hasRoot && t.dangling.len() == 0 && (!t.earlyRoot || t.verdict.Signals&(routerconv.SigUpstream|routerconv.SigCacheHit) != 0)
+	if !t.hasRoot || t.dangling.len() != 0 {
+		return false
+	}
+	if t.earlyRoot {
+		return t.verdict.Signals&(routerconv.SigUpstream|routerconv.SigCacheHit) != 0
+	}
+	// A router root alone arrived before its children, which end before it.
+	return !t.routerRoot || t.spans > 1
 }
 
 // awaitingUpstream reports whether an era A–C trace is only waiting for its upstream call,
@@ -125,6 +127,7 @@ func (t *traceState) observe(s *Sampler, span ptrace.Span, g *group, facts route
 		if !t.hasRoot || info.Role == routerconv.RoleRoot || info.Role == routerconv.RoleRootEarly {
 			t.hasRoot, t.rootAt = true, t.last
 			t.earlyRoot = info.Role == routerconv.RoleRootEarly
+			t.routerRoot = info.Role == routerconv.RoleRoot
 			t.rootStart = span.StartTimestamp()
 			if v, ok := span.Attributes().Get("processing.time_ms"); ok {
 				t.processingMS, _ = routerconv.AsInt(v)
@@ -158,24 +161,45 @@ func (t *traceState) observe(s *Sampler, span ptrace.Span, g *group, facts route
 	}
 }
 
-// append moves span into the trace's buffer and returns the bytes added.
-func (t *traceState) append(span ptrace.Span, g *group) int64 {
-	var added int64
-	if t.dst == (ptrace.SpanSlice{}) || t.dstKey != g.key {
-		rs := t.buf.AppendEmpty()
-		g.rs.Resource().CopyTo(rs.Resource())
-		rs.SetSchemaUrl(g.rs.SchemaUrl())
-		ss := rs.ScopeSpans().AppendEmpty()
-		g.ss.Scope().CopyTo(ss.Scope())
-		ss.SetSchemaUrl(g.ss.SchemaUrl())
-		added += int64(sizer.ResourceSpansSize(rs))
-		t.dst, t.dstKey = ss.Spans(), g.key
+// traceOverhead is what a buffered trace costs besides its spans' bytes.
+const traceOverhead = int64(unsafe.Sizeof(traceState{}))
+
+var marshaler ptrace.ProtoMarshaler
+
+// park encodes spans of this trace from one batch group and appends them to data, returning
+// the change in bytes held. The spans leave the batch: they are moved, not copied.
+func (t *traceState) park(g *group, spans []ptrace.Span) int64 {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	g.rs.Resource().CopyTo(rs.Resource())
+	rs.SetSchemaUrl(g.rs.SchemaUrl())
+	ss := rs.ScopeSpans().AppendEmpty()
+	g.ss.Scope().CopyTo(ss.Scope())
+	ss.SetSchemaUrl(g.ss.SchemaUrl())
+	ss.Spans().EnsureCapacity(len(spans))
+	for _, span := range spans {
+		span.MoveTo(ss.Spans().AppendEmpty())
 	}
-	added += int64(sizer.SpanSize(span))
-	span.MoveTo(t.dst.AppendEmpty())
-	t.spans++
-	t.bytes += added
-	return added
+	// A TracesData with one ResourceSpans encodes as exactly one record of the repeated field,
+	// so appending encodings yields the encoding of all of them.
+	encoded, _ := marshaler.MarshalTraces(td)
+	before := cap(t.data)
+	if need := len(t.data) + len(encoded); need > cap(t.data) {
+		// Grow by a quarter, not append's doubling: the spare capacity is memory held too.
+		grown := make([]byte, len(t.data), max(need, cap(t.data)+cap(t.data)/4))
+		copy(grown, t.data)
+		t.data = grown
+	}
+	t.data = append(t.data, encoded...)
+	delta := int64(cap(t.data) - before)
+	t.bytes += delta
+	return delta
+}
+
+// unpark decodes the parked spans.
+func (t *traceState) unpark() (ptrace.Traces, error) {
+	var u ptrace.ProtoUnmarshaler
+	return u.UnmarshalTraces(t.data)
 }
 
 // compiledRule is a Rule ready to match.
