@@ -12,7 +12,7 @@ DISTRO_SOURCES := builder-config.yaml go.mod go.sum $(shell find processor inter
 FUZZTIME ?= 10s
 
 .DEFAULT_GOAL := build
-.PHONY: build run test unit-test fuzz-smoke lint generate bench e2e clean
+.PHONY: build run test unit-test fuzz-smoke lint generate bench bench-smoke e2e clean
 
 $(OCB):
 	mkdir -p $(TOOLS)/tmp
@@ -42,10 +42,25 @@ fuzz-smoke:
 	$(GO) test -run '^$$' -fuzz '^FuzzAttribute$$' -fuzztime $(FUZZTIME) ./processor/vsrattrs/internal/normalize
 	$(GO) test -run '^$$' -fuzz '^FuzzStream$$' -fuzztime $(FUZZTIME) ./processor/vsrsampler/internal/sampler
 
+## e2e: the built distribution against a real Jaeger v2 on loopback (builds Jaeger once into
+## .tools/), printing a summary table
+e2e: $(OTELCOL)
+	JAEGER_BIN=$$(e2e/jaeger/install.sh) OTELCOL_VSR_BIN=$(CURDIR)/$(OTELCOL) \
+		$(GO) test -tags e2e -count=1 -timeout 45m -v ./e2e/
+
+## bench: the side-by-side benchmark; rewrites BENCHMARKS.md (several minutes, not part of CI)
+bench: $(OTELCOL)
+	$(GO) run ./bench -otelcol $(OTELCOL) -rate 2000 -duration 40s -rounds 2 -out BENCHMARKS.md
+
+## bench-smoke: the benchmark's plumbing in a few seconds per scenario; no numbers kept
+bench-smoke: $(OTELCOL)
+	$(GO) run ./bench -otelcol $(OTELCOL) -rate 200 -duration 3s -rounds 1
+
 ## lint: formatting, vet, and generated code up to date
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./e2e/
 	$(GO) mod tidy -diff
 
 ## generate: mdatagen code and the README's schema table

@@ -181,6 +181,16 @@ func shippedConfigs(t *testing.T) map[string][]byte {
 			}
 		}
 	}
+	for _, dir := range []string{filepath.Join("..", "bench", "configs"), filepath.Join("..", "e2e", "configs")} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		require.NoError(t, err)
+		require.NotEmpty(t, files, dir)
+		for _, f := range files {
+			raw, err := os.ReadFile(f)
+			require.NoError(t, err)
+			configs[f] = raw
+		}
+	}
 	raw, err := os.ReadFile(filepath.Join("helm", "values-daemonset.yaml"))
 	require.NoError(t, err)
 	var values map[string]any
@@ -225,7 +235,10 @@ func TestShippedConfigsValidate(t *testing.T) {
 	bin := otelcolBinary(t)
 	env := append(os.Environ(),
 		"VSR_TRACES_ENDPOINT=127.0.0.1:4317", "VSR_TRACES_INSECURE=true",
-		"VSR_HASH_KEY=0123456789abcdef0123", "MY_POD_IP=127.0.0.1")
+		"VSR_HASH_KEY=0123456789abcdef0123", "MY_POD_IP=127.0.0.1", "VSR_STORAGE_DIR="+t.TempDir(),
+		// The benchmark's and end-to-end tests' configs take their ports from the environment.
+		"BENCH_OTLP_PORT=14317", "BENCH_HEALTH_PORT=14318", "BENCH_SINK=127.0.0.1:14319",
+		"E2E_OTLP_PORT=14317", "E2E_HEALTH_PORT=14318", "E2E_METRICS_PORT=14320", "E2E_GATEWAY_1=14321", "E2E_GATEWAY_2=14322")
 	variants := map[string][]string{"": nil, " with backend": {"VSR_EXPORTERS=[debug, otlp_grpc/backend, otlp_http/backend]"}}
 	for name, cfg := range shippedConfigs(t) {
 		for variant, extra := range variants {

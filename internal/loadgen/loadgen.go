@@ -94,9 +94,12 @@ type Entry struct {
 	RootEnd     int64    `json:"root_end_unix_nano"`
 	LastEnd     int64    `json:"last_end_unix_nano"`
 	FailedSpans int      `json:"failed_spans"`
-	Late        bool     `json:"late,omitempty"`
-	OutOfOrder  bool     `json:"out_of_order,omitempty"`
-	RootLast    bool     `json:"root_last,omitempty"`
+	// FirstSent and LastSent are when the first and the last export of the trace's spans ended.
+	FirstSent  int64 `json:"first_sent_unix_nano"`
+	LastSent   int64 `json:"last_sent_unix_nano"`
+	Late       bool  `json:"late,omitempty"`
+	OutOfOrder bool  `json:"out_of_order,omitempty"`
+	RootLast   bool  `json:"root_last,omitempty"`
 	// sent counts the spans whose export has finished, to track traces in flight.
 	sent int
 }
@@ -397,9 +400,14 @@ func (g *generator) send(ctx context.Context, sender Sender, b batch) {
 		}
 		g.mu.Unlock()
 	}
+	done := time.Now().UnixNano()
 	g.mu.Lock()
 	for _, i := range b.traces {
 		e := &g.manifest[i]
+		if e.FirstSent == 0 {
+			e.FirstSent = done
+		}
+		e.LastSent = done
 		e.sent++
 		if e.sent == len(e.SpanIDs) {
 			g.stats.inFlight.Add(-1)

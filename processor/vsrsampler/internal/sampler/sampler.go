@@ -252,11 +252,16 @@ func (s *Sampler) admit(span ptrace.Span, index int, g *group, now time.Time, ou
 	}
 	d := s.decide(sh, t, trigger, now, out)
 	settled := fateDrop
-	if d.Keep {
+	switch {
+	case d.Keep:
 		settled = fatePass
 		for _, i := range st.indexes {
 			out.stamp(g.ss.Spans().At(i), d.Threshold)
 		}
+	case t.rescuable.in:
+		// The trace spans several batches and its earlier spans wait for a rescue: these join them.
+		settled = fatePark
+		s.parkIndexes(sh, t, g, st.indexes)
 	}
 	for _, i := range st.indexes[:len(st.indexes)-1] {
 		fates[i] = settled
@@ -327,14 +332,19 @@ func (s *Sampler) parkStaged(st *staged, g *group, now time.Time, out *output, f
 		}
 		return
 	}
-	parked := make([]ptrace.Span, len(st.indexes))
-	for k, i := range st.indexes {
-		parked[k] = spans.At(i)
+	s.parkIndexes(sh, st.t, g, st.indexes)
+	s.relievePressure(sh, now, out)
+}
+
+// parkIndexes parks the spans at indexes of g's span slice in t.
+func (s *Sampler) parkIndexes(sh *shard, t *traceState, g *group, indexes []int) {
+	spans := make([]ptrace.Span, len(indexes))
+	for k, i := range indexes {
+		spans[k] = g.ss.Spans().At(i)
 	}
-	added := st.t.park(g, parked)
+	added := t.park(g, spans)
 	sh.bytes += added
 	s.held.Add(added)
-	s.relievePressure(sh, now, out)
 }
 
 // relievePressure brings a shard back under its budget: first by giving up the spans of

@@ -1,0 +1,358 @@
+//go:build e2e
+
+// Package e2e runs the built distribution against a real Jaeger v2 on loopback, with the
+// faults operators meet. Run with `make e2e`: it builds the collector and Jaeger first.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// repoRoot is where the shipped configs live.
+const repoRoot = ".."
+
+func binary(t *testing.T, env, fallback string) string {
+	bin := os.Getenv(env)
+	if bin == "" {
+		bin = fallback
+	}
+	_, err := os.Stat(bin)
+	require.NoError(t, err, "%s: run make e2e, which builds it", env)
+	return bin
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// proc is a child process with its output in a log file.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	log    string
+	exited chan struct{}
+	err    error
+}
+
+func startProc(t *testing.T, name, bin string, args, env []string) *proc {
+	logPath := filepath.Join(t.TempDir(), name+".log")
+	f, err := os.Create(logPath)
+	require.NoError(t, err)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	require.NoError(t, cmd.Start())
+	p := &proc{name: name, cmd: cmd, log: logPath, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		f.Close()
+		close(p.exited)
+	}()
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+func (p *proc) running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop sends SIGTERM and waits (bounded) for the process to finish its shutdown.
+func (p *proc) stop(t *testing.T, within time.Duration) {
+	if !p.running() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(within):
+		p.kill()
+		t.Fatalf("%s did not stop within %v (log %s)", p.name, within, p.log)
+	}
+}
+
+func (p *proc) kill() {
+	if p.running() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// peakRSSMiB is the process's high-water resident memory so far.
+func (p *proc) peakRSSMiB() float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(raw)))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func (p *proc) logText() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
+}
+
+func waitHTTP(t *testing.T, p *proc, u string, within time.Duration) {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if !p.running() {
+			t.Fatalf("%s exited: %v\n%s", p.name, p.err, p.logText())
+		}
+		if resp, err := http.Get(u); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s not healthy at %s within %v\n%s", p.name, u, within, p.logText())
+}
+
+// jaeger is a Jaeger v2 all-in-one with memory storage.
+type jaeger struct {
+	*proc
+	otlp, query, queryGRPC, health int
+}
+
+func startJaeger(t *testing.T, ports ...int) *jaeger {
+	j := &jaeger{}
+	if len(ports) == 4 {
+		j.otlp, j.query, j.queryGRPC, j.health = ports[0], ports[1], ports[2], ports[3]
+	} else {
+		j.otlp, j.query, j.queryGRPC, j.health = freePort(t), freePort(t), freePort(t), freePort(t)
+	}
+	j.proc = startProc(t, "jaeger", binary(t, "JAEGER_BIN", "../.tools/jaeger-v1.76.0/jaeger"),
+		[]string{"--config", filepath.Join("jaeger", "config.yaml")},
+		[]string{fmt.Sprintf("JAEGER_OTLP_PORT=%d", j.otlp), fmt.Sprintf("JAEGER_QUERY_PORT=%d", j.query),
+			fmt.Sprintf("JAEGER_QUERY_GRPC_PORT=%d", j.queryGRPC), fmt.Sprintf("JAEGER_HEALTH_PORT=%d", j.health)})
+	waitHTTP(t, j.proc, fmt.Sprintf("http://127.0.0.1:%d/api/services", j.query), time.Minute)
+	return j
+}
+
+// restart starts a new Jaeger on the same ports: memory storage starts empty.
+func (j *jaeger) restart(t *testing.T) *jaeger {
+	return startJaeger(t, j.otlp, j.query, j.queryGRPC, j.health)
+}
+
+func (j *jaeger) endpoint() string { return fmt.Sprintf("127.0.0.1:%d", j.otlp) }
+
+// Jaeger's query API model, as much as the tests read.
+type jTrace struct {
+	TraceID   string              `json:"traceID"`
+	Spans     []jSpan             `json:"spans"`
+	Processes map[string]jProcess `json:"processes"`
+}
+
+type jSpan struct {
+	SpanID        string `json:"spanID"`
+	OperationName string `json:"operationName"`
+	ProcessID     string `json:"processID"`
+	Tags          []jTag `json:"tags"`
+}
+
+type jProcess struct {
+	ServiceName string `json:"serviceName"`
+	Tags        []jTag `json:"tags"`
+}
+
+type jTag struct {
+	Key   string `json:"key"`
+	Type  string `json:"type"`
+	Value any    `json:"value"`
+}
+
+func (s jSpan) tag(key string) (any, bool) {
+	for _, t := range s.Tags {
+		if t.Key == key {
+			return t.Value, true
+		}
+	}
+	return nil, false
+}
+
+type jResponse struct {
+	Data []jTrace `json:"data"`
+}
+
+var httpClient = &http.Client{Timeout: 30 * time.Second}
+
+// trace fetches one trace; raw is the response body, for leak checks.
+func (j *jaeger) trace(t *testing.T, id string) (tr jTrace, raw string, found bool) {
+	resp, err := httpClient.Get(fmt.Sprintf("http://127.0.0.1:%d/api/traces/%s", j.query, id))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	if resp.StatusCode == http.StatusNotFound {
+		return tr, "", false
+	}
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+	var r jResponse
+	require.NoError(t, json.Unmarshal(body, &r))
+	if len(r.Data) == 0 {
+		return tr, "", false
+	}
+	require.Len(t, r.Data, 1, "a trace ID maps to one trace")
+	return r.Data[0], string(body), true
+}
+
+// search returns the IDs of the traces of service with all tags.
+func (j *jaeger) search(t *testing.T, service string, tags map[string]string) map[string]bool {
+	encoded, err := json.Marshal(tags)
+	require.NoError(t, err)
+	q := url.Values{"service": {service}, "tags": {string(encoded)}, "limit": {"100000"}, "lookback": {"2h"}}
+	resp, err := httpClient.Get(fmt.Sprintf("http://127.0.0.1:%d/api/traces?%s", j.query, q.Encode()))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var r jResponse
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+	ids := map[string]bool{}
+	for _, tr := range r.Data {
+		ids[tr.TraceID] = true
+	}
+	return ids
+}
+
+// collector is a running otelcol-vsr.
+type collector struct {
+	*proc
+	otlp, otlpHTTP, health, metrics int
+	storage                         string
+	config                          string
+	env                             []string
+}
+
+// startCollector runs config with the ports and storage of this test. env adds variables.
+func startCollector(t *testing.T, name, config string, env ...string) *collector {
+	c := &collector{otlp: freePort(t), otlpHTTP: freePort(t), health: freePort(t), metrics: freePort(t),
+		storage: t.TempDir(), config: config}
+	c.env = append([]string{
+		fmt.Sprintf("VSR_OTLP_GRPC_ENDPOINT=127.0.0.1:%d", c.otlp),
+		fmt.Sprintf("VSR_OTLP_HTTP_ENDPOINT=127.0.0.1:%d", c.otlpHTTP),
+		fmt.Sprintf("VSR_HEALTH_ENDPOINT=127.0.0.1:%d", c.health),
+		fmt.Sprintf("VSR_METRICS_PORT=%d", c.metrics),
+		"VSR_STORAGE_DIR=" + c.storage,
+		"VSR_HASH_KEY=e2e-hash-key-0123456789",
+		// The same ports for the test-only configs under configs/.
+		fmt.Sprintf("E2E_OTLP_PORT=%d", c.otlp),
+		fmt.Sprintf("E2E_HEALTH_PORT=%d", c.health),
+		fmt.Sprintf("E2E_METRICS_PORT=%d", c.metrics),
+	}, env...)
+	c.start(t, name)
+	return c
+}
+
+func (c *collector) start(t *testing.T, name string) {
+	c.proc = startProc(t, name, binary(t, "OTELCOL_VSR_BIN", "../_build/otelcol-vsr"), []string{"--config", c.config}, c.env)
+	waitHTTP(t, c.proc, fmt.Sprintf("http://127.0.0.1:%d/", c.health), time.Minute)
+}
+
+// restart starts the same collector again: same ports, same persistent queue.
+func (c *collector) restart(t *testing.T, name string) { c.start(t, name) }
+
+func (c *collector) endpoint() string { return fmt.Sprintf("127.0.0.1:%d", c.otlp) }
+
+// metric sums the samples of a Prometheus metric whose labels contain all of match.
+func (c *collector) metric(t *testing.T, name string, match ...string) float64 {
+	resp, err := httpClient.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", c.metrics))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	total := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		ok := true
+		for _, m := range match {
+			ok = ok && strings.Contains(line, m)
+		}
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err == nil {
+			total += v
+		}
+	}
+	return total
+}
+
+// settle waits (bounded) until the sampler holds nothing and the export queue is empty.
+func (c *collector) settle(t *testing.T, within time.Duration) {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if c.metric(t, "otelcol_processor_vsr_sampler_buffered_traces") == 0 &&
+			c.metric(t, "otelcol_exporter_queue_size") == 0 {
+			time.Sleep(time.Second) // Jaeger's own batch
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s did not settle within %v", c.name, within)
+}
+
+// summary collects one row per scenario, printed at the end of the run.
+var summary = struct {
+	sync.Mutex
+	rows []string
+}{}
+
+func report(row string) {
+	summary.Lock()
+	summary.rows = append(summary.rows, row)
+	summary.Unlock()
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	fmt.Println()
+	fmt.Println("| scenario | traces sent | kept | must-keep sent | must-keep found whole | spans lost (kept traces) | peak RSS MiB | notes |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
+	for _, r := range summary.rows {
+		fmt.Println(r)
+	}
+	os.Exit(code)
+}
+
+// withTimeout bounds a scenario's load.
+func withTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
