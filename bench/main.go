@@ -54,6 +54,8 @@ var scenarios = []scenario{
 		"BENCH_MEMORY_LIMIT_MIB=256", "BENCH_MEMORY_SPIKE_MIB=64"}},
 }
 
+var showLost = flag.Bool("show-lost", false, "list must-keep traces that did not arrive whole")
+
 // idleWindow is how long the idle collector is measured before the load.
 const idleWindow = 3 * time.Second
 
@@ -262,8 +264,9 @@ func (r *result) measure(manifest []loadgen.Entry, s *sink) {
 			r.mustKeep++
 			if seen == len(e.SpanIDs) {
 				r.mustKeepSeen++
-			} else if os.Getenv("BENCH_DEBUG") != "" {
-				fmt.Fprintf(os.Stderr, "lost %+v seen %d\n", e, seen)
+			} else if *showLost {
+				fmt.Fprintf(os.Stderr, "bench: must-keep trace %s (%s/%s, out of order: %v) has %d of %d spans\n",
+					e.TraceID, e.Era, e.Outcome, e.OutOfOrder, seen, len(e.SpanIDs))
 			}
 		}
 		if seen == len(e.SpanIDs) && !e.Late && !e.OutOfOrder {

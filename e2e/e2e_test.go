@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,10 +34,31 @@ func traffic(rate float64, d time.Duration, seed uint64) loadgen.Config {
 }
 
 func send(t *testing.T, ctx context.Context, cfg loadgen.Config, endpoint string) (loadgen.Stats, []loadgen.Entry) {
+	return loadgen.Run(ctx, cfg, routerSender(t, endpoint))
+}
+
+// routerSender exports like the router's SDK: OTLP/gRPC, retrying what the collector refuses.
+func routerSender(t *testing.T, endpoint string) loadgen.Sender {
 	sender, err := loadgen.NewGRPCSender(endpoint)
 	require.NoError(t, err)
-	defer sender.Close()
-	return loadgen.Run(ctx, cfg, loadgen.Retrying{Sender: sender, Attempts: 8, Backoff: 250 * time.Millisecond})
+	t.Cleanup(func() { _ = sender.Close() })
+	return retrying(sender)
+}
+
+// retrying retries refused exports as the router's OTLP exporter does.
+func retrying(s loadgen.Sender) loadgen.Sender {
+	return loadgen.Retrying{Sender: s, Attempts: 8, Backoff: 250 * time.Millisecond}
+}
+
+// sendInBackground sends while the scenario breaks things; wait returns the manifest.
+func sendInBackground(t *testing.T, cfg loadgen.Config, endpoint string) (wait func() []loadgen.Entry) {
+	sender, ctx := routerSender(t, endpoint), withTimeout(t, 5*time.Minute)
+	done := make(chan []loadgen.Entry, 1)
+	go func() {
+		_, manifest := loadgen.Run(ctx, cfg, sender)
+		done <- manifest
+	}()
+	return func() []loadgen.Entry { return <-done }
 }
 
 // verdict is what Jaeger holds of a manifest.
@@ -205,21 +225,13 @@ func sqrt(x float64) float64 {
 func TestBackendDown(t *testing.T) {
 	j := startJaeger(t)
 	c := startCollector(t, "collector", filepath.Join(repoRoot, "collector-config.yaml"), backend(j)...)
-	var (
-		manifest []loadgen.Entry
-		wg       sync.WaitGroup
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_, manifest = send(t, withTimeout(t, 5*time.Minute), traffic(100, 80*time.Second, 2), c.endpoint())
-	}()
+	wait := sendInBackground(t, traffic(100, 80*time.Second, 2), c.endpoint())
 	time.Sleep(5 * time.Second)
 	downAt := time.Now()
 	j.kill()
 	time.Sleep(60 * time.Second)
 	j = j.restart(t)
-	wg.Wait()
+	manifest := wait()
 	c.settle(t, 3*time.Minute)
 
 	// Jaeger's memory store lost what it had before the outage: check what ended after it began.
@@ -237,15 +249,7 @@ func TestBackendDown(t *testing.T) {
 func TestCollectorRestart(t *testing.T) {
 	j := startJaeger(t)
 	c := startCollector(t, "collector", filepath.Join(repoRoot, "collector-config.yaml"), backend(j)...)
-	var (
-		manifest []loadgen.Entry
-		wg       sync.WaitGroup
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_, manifest = send(t, withTimeout(t, 5*time.Minute), traffic(100, 30*time.Second, 3), c.endpoint())
-	}()
+	wait := sendInBackground(t, traffic(100, 30*time.Second, 3), c.endpoint())
 	time.Sleep(8 * time.Second)
 	jaegerPorts := []int{j.otlp, j.query, j.queryGRPC, j.health}
 	j.stop(t, 30*time.Second)
@@ -257,7 +261,7 @@ func TestCollectorRestart(t *testing.T) {
 	time.Sleep(3 * time.Second) // the router's exports fail meanwhile and are retried
 	c.restart(t, "collector-2")
 	j = startJaeger(t, jaegerPorts...)
-	wg.Wait()
+	manifest := wait()
 	c.settle(t, 3*time.Minute)
 
 	// Traces whose spans all reached one collector process must be whole: those sent entirely

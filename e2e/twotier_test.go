@@ -50,7 +50,7 @@ func TestTwoTier(t *testing.T) {
 	}
 	cfg := traffic(150, 15*time.Second, 5)
 	cfg.OutOfOrderRate = 0 // the alternation already reorders a little across the agents
-	stats, manifest := loadgen.Run(withTimeout(t, 5*time.Minute), cfg, loadgen.Retrying{Sender: send, Attempts: 8, Backoff: 250 * time.Millisecond})
+	stats, manifest := loadgen.Run(withTimeout(t, 5*time.Minute), cfg, retrying(send))
 	require.Zero(t, stats.FailedSpans)
 	for _, a := range agents {
 		a.settle(t, time.Minute)
