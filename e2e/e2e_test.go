@@ -169,14 +169,19 @@ func TestHappyPath(t *testing.T) {
 	sigma := 100 * 3 * sqrt(defaultPercentage/100*(1-defaultPercentage/100)/float64(v.otherSent))
 	assert.InDelta(t, defaultPercentage, rate, sigma+1, "sampled share of the other traces")
 
-	// The router guide's filters: security.action=blocked finds every blocked trace.
-	blocked := map[string]bool{}
-	for _, service := range []string{"vllm-sr", "vllm-semantic-router"} {
-		for id := range j.search(t, service, map[string]string{"security.action": "blocked"}) {
-			blocked[id] = true
+	// The router guide's filters: security.action=blocked finds every blocked trace, error=true
+	// every failed one, whatever era sent them.
+	found := func(tags map[string]string) map[string]bool {
+		ids := map[string]bool{}
+		for _, service := range []string{"vllm-sr", "vllm-semantic-router"} {
+			for id := range j.search(t, service, tags) {
+				ids[id] = true
+			}
 		}
+		return ids
 	}
-	var missedBlocked []string
+	blocked, failed := found(map[string]string{"security.action": "blocked"}), found(map[string]string{"error": "true"})
+	var missedBlocked, missedFailed []string
 	errorSpans, errorTagged := 0, 0
 	for _, e := range manifest {
 		if !inOrder(e) {
@@ -185,28 +190,30 @@ func TestHappyPath(t *testing.T) {
 		if (e.Outcome == "jailbreak" || e.Outcome == "pii") && !blocked[e.TraceID] {
 			missedBlocked = append(missedBlocked, e.Era+"/"+e.TraceID)
 		}
-		if e.Outcome == "error" {
-			tr, _, _ := j.trace(t, e.TraceID)
-			for _, s := range tr.Spans {
-				if _, ok := s.tag("error.type"); ok {
-					errorSpans++
-					if v, ok := s.tag("error"); ok && v == true {
-						errorTagged++
-					}
+		if e.Outcome != "error" {
+			continue
+		}
+		if !failed[e.TraceID] {
+			missedFailed = append(missedFailed, e.Era+"/"+e.TraceID)
+		}
+		tr, _, _ := j.trace(t, e.TraceID)
+		for _, s := range tr.Spans {
+			if _, ok := s.tag("error.type"); ok {
+				errorSpans++
+				if v, ok := s.tag("error"); ok && v == true {
+					errorTagged++
 				}
 			}
 		}
 	}
 	assert.Empty(t, missedBlocked, "blocked traces security.action=blocked does not find")
-	// error=true: Jaeger shows the error tag on every span vsr_attributes marked. Jaeger
-	// v1.76's memory store cannot search it (its v1 HTTP API passes "true" as a string, which
-	// the v2 memory reader reads as false); Elasticsearch and Cassandra stores can.
+	assert.Empty(t, missedFailed, "failed traces error=true does not find")
 	assert.Positive(t, errorSpans)
 	assert.Equal(t, errorSpans, errorTagged, "every span with error.type shows as error=true in Jaeger")
 
 	ooo := verify(t, j, manifest, func(e loadgen.Entry) bool { return e.FailedSpans == 0 && e.OutOfOrder })
-	report(v.row("1 happy path", c.peakRSSMiB(), fmt.Sprintf("sampled %.1f%% of the rest (rate %.0f%%); %d blocked found by tag; shuffled delivery: %d/%d must-keep whole",
-		rate, defaultPercentage, len(blocked), ooo.mustKeepWhole, ooo.mustKeep)))
+	report(v.row("1 happy path", c.peakRSSMiB(), fmt.Sprintf("sampled %.1f%% of the rest (rate %.0f%%); found by tag: %d security.action=blocked, %d error=true; shuffled delivery: %d/%d must-keep whole",
+		rate, defaultPercentage, len(blocked), len(failed), ooo.mustKeepWhole, ooo.mustKeep)))
 }
 
 func sqrt(x float64) float64 {
@@ -234,7 +241,7 @@ func TestBackendDown(t *testing.T) {
 	manifest := wait()
 	c.settle(t, 3*time.Minute)
 
-	// Jaeger's memory store lost what it had before the outage: check what ended after it began.
+	// The restarted Jaeger starts empty: check what ended after the outage began.
 	v := verify(t, j, manifest, func(e loadgen.Entry) bool {
 		return inOrder(e) && e.RootEnd > downAt.Add(time.Second).UnixNano()
 	})
