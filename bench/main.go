@@ -41,6 +41,8 @@ type scenario struct {
 	// rateFactor multiplies the base rate.
 	rateFactor float64
 	env        []string
+	// spill gives vsr_sampler a spill directory of its own.
+	spill bool
 }
 
 var scenarios = []scenario{
@@ -48,6 +50,8 @@ var scenarios = []scenario{
 	{name: "contrib tail_sampling", config: "contrib.yaml", rateFactor: 1},
 	{name: "ours", config: "ours.yaml", rateFactor: 1},
 	{name: "ours, 3× load, 8 MiB budget", config: "ours.yaml", rateFactor: 3, env: []string{
+		"BENCH_MAX_BUFFER_BYTES=8388608", "BENCH_MAX_TRACE_BYTES=1048576", "BENCH_MEMORY_LIMIT_MIB=256", "BENCH_MEMORY_SPIKE_MIB=64"}},
+	{name: "ours, 3× load, 8 MiB budget, spill", config: "ours.yaml", rateFactor: 3, spill: true, env: []string{
 		"BENCH_MAX_BUFFER_BYTES=8388608", "BENCH_MAX_TRACE_BYTES=1048576", "BENCH_MEMORY_LIMIT_MIB=256", "BENCH_MEMORY_SPIKE_MIB=64"}},
 	{name: "ours, 3× load, 8 MiB budget, block_on_overflow", config: "ours.yaml", rateFactor: 3, env: []string{
 		"BENCH_MAX_BUFFER_BYTES=8388608", "BENCH_MAX_TRACE_BYTES=1048576", "BENCH_BLOCK_ON_OVERFLOW=true",
@@ -146,6 +150,14 @@ func runScenario(sc scenario, otelcol, config string, sink *sink, rate float64, 
 	cmd := exec.Command(otelcol, "--config", config)
 	cmd.Env = append(os.Environ(), append(sc.env,
 		"BENCH_OTLP_PORT="+strconv.Itoa(ports[0]), "BENCH_HEALTH_PORT="+strconv.Itoa(ports[1]), "BENCH_SINK="+sink.addr)...)
+	if sc.spill {
+		dir, err := os.MkdirTemp("", "bench-spill-")
+		if err != nil {
+			return r, err
+		}
+		defer os.RemoveAll(dir)
+		cmd.Env = append(cmd.Env, "BENCH_SPILL_DIR="+dir)
+	}
 	logPath := filepath.Join(os.TempDir(), "bench-"+strings.ReplaceAll(sc.config, ".yaml", "")+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {

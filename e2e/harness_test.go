@@ -141,7 +141,7 @@ func waitHTTP(t *testing.T, p *proc, u string, within time.Duration) {
 	t.Fatalf("%s not healthy at %s within %v\n%s", p.name, u, within, p.logText())
 }
 
-// jaeger is a Jaeger v2 all-in-one with memory storage.
+// jaeger is a Jaeger v2 all-in-one with Badger storage in a fresh directory.
 type jaeger struct {
 	*proc
 	otlp, query, queryGRPC, health int
@@ -157,12 +157,13 @@ func startJaeger(t *testing.T, ports ...int) *jaeger {
 	j.proc = startProc(t, "jaeger", binary(t, "JAEGER_BIN", "../.tools/jaeger-v1.76.0/jaeger"),
 		[]string{"--config", filepath.Join("jaeger", "config.yaml")},
 		[]string{fmt.Sprintf("JAEGER_OTLP_PORT=%d", j.otlp), fmt.Sprintf("JAEGER_QUERY_PORT=%d", j.query),
-			fmt.Sprintf("JAEGER_QUERY_GRPC_PORT=%d", j.queryGRPC), fmt.Sprintf("JAEGER_HEALTH_PORT=%d", j.health)})
+			fmt.Sprintf("JAEGER_QUERY_GRPC_PORT=%d", j.queryGRPC), fmt.Sprintf("JAEGER_HEALTH_PORT=%d", j.health),
+			"JAEGER_DATA_DIR=" + t.TempDir()})
 	waitHTTP(t, j.proc, fmt.Sprintf("http://127.0.0.1:%d/api/services", j.query), time.Minute)
 	return j
 }
 
-// restart starts a new Jaeger on the same ports: memory storage starts empty.
+// restart starts a new Jaeger on the same ports with empty storage.
 func (j *jaeger) restart(t *testing.T) *jaeger {
 	return startJaeger(t, j.otlp, j.query, j.queryGRPC, j.health)
 }
@@ -265,6 +266,7 @@ func startCollector(t *testing.T, name, config string, env ...string) *collector
 		fmt.Sprintf("VSR_HEALTH_ENDPOINT=127.0.0.1:%d", c.health),
 		fmt.Sprintf("VSR_METRICS_PORT=%d", c.metrics),
 		"VSR_STORAGE_DIR=" + c.storage,
+		"VSR_SPILL_DIR=" + filepath.Join(c.storage, "spill"),
 		"VSR_HASH_KEY=e2e-hash-key-0123456789",
 		// The same ports for the test-only configs under configs/.
 		fmt.Sprintf("E2E_OTLP_PORT=%d", c.otlp),

@@ -23,8 +23,9 @@ type Config struct {
 	// DefaultPercentage is the rate of traces no other rule decided.
 	DefaultPercentage float64       `mapstructure:"default_percentage"`
 	Dynamic           DynamicConfig `mapstructure:"dynamic"`
-	// MaxBufferBytes bounds the encoded size of buffered spans; over it, the oldest traces are
-	// decided early (or input is held back with BlockOnOverflow).
+	// MaxBufferBytes bounds the memory of buffered traces; over it, the newest traces' spans
+	// spill to disk (Spill), then the oldest traces are decided early, or with BlockOnOverflow
+	// input is held back instead.
 	MaxBufferBytes  int64 `mapstructure:"max_buffer_bytes"`
 	MaxTraceBytes   int64 `mapstructure:"max_trace_bytes"`
 	MaxTraceSpans   int   `mapstructure:"max_trace_spans"`
@@ -34,6 +35,9 @@ type Config struct {
 	// RescueWindow keeps a dropped trace's buffered spans this long, so a late error or block
 	// span brings back the whole trace; 0 disables it. Under pressure it is the first to go.
 	RescueWindow time.Duration `mapstructure:"rescue_window"`
+	// Spill moves the newest traces' buffered spans to disk when max_buffer_bytes is reached,
+	// so they wait for their decision instead of being decided early.
+	Spill SpillConfig `mapstructure:"spill"`
 	// ServiceNames are the router's service.name values.
 	ServiceNames []string `mapstructure:"service_names"`
 	// Shards splits the buffer by trace ID; 0 picks four per CPU.
@@ -60,6 +64,15 @@ type DynamicConfig struct {
 	AdjustmentInterval    time.Duration `mapstructure:"adjustment_interval"`
 	MaxKeys               int           `mapstructure:"max_keys"`
 	_                     struct{}
+}
+
+// SpillConfig places the spill; an empty directory disables it.
+type SpillConfig struct {
+	// Directory is used by this processor alone; what an earlier run left there is removed.
+	Directory string `mapstructure:"directory"`
+	// MaxBytes bounds the disk used; when it is reached, traces are decided early again.
+	MaxBytes int64 `mapstructure:"max_bytes"`
+	_        struct{}
 }
 
 // DecisionCacheConfig sizes the decision caches in entries.
@@ -97,6 +110,7 @@ func (cfg *Config) Validate() error {
 	add(len(cfg.ServiceNames) > 0 && !slices.Contains(cfg.ServiceNames, ""), "service_names: must list at least one non-empty service name")
 	add(cfg.Shards >= 0, "shards: must not be negative, got %d", cfg.Shards)
 	add(cfg.RescueWindow >= 0, "rescue_window: must not be negative, got %v", cfg.RescueWindow)
+	add(cfg.Spill.Directory == "" || cfg.Spill.MaxBytes > 0, "spill.max_bytes: must be positive when spill.directory is set, got %d", cfg.Spill.MaxBytes)
 	names := map[string]bool{}
 	for i, r := range cfg.Rules {
 		add(r.Name != "", "rules[%d].name: must not be empty", i)

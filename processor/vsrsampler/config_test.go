@@ -34,6 +34,7 @@ func TestLoadConfig(t *testing.T) {
 			MaxBufferBytes: 64 << 20, MaxTraceBytes: 1 << 20, MaxTraceSpans: 500, BlockOnOverflow: true,
 			DecisionCache: DecisionCacheConfig{KeepEntries: 1000, DropEntries: 2000},
 			ServiceNames:  []string{"vllm-sr"}, Shards: 8, RescueWindow: 5 * time.Second,
+			Spill: SpillConfig{Directory: "/var/lib/otelcol-vsr/spill", MaxBytes: 2 << 30},
 		}},
 		{id: component.NewIDWithName(metadata.Type, "bad_rules"), wantErr: []string{
 			"rules[0].name: must not be empty", "rules[0].values: must list at least one value",
@@ -45,6 +46,7 @@ func TestLoadConfig(t *testing.T) {
 			"max_trace_bytes: must be positive and at most max_buffer_bytes", "max_trace_spans: must be positive",
 			"decision_cache.keep_entries: must not be negative", "service_names:", "shards: must not be negative",
 			"dynamic.keys:", "dynamic.target_traces_per_second:", "rescue_window: must not be negative",
+			"spill.max_bytes: must be positive when spill.directory is set",
 		}},
 	}
 	for _, tt := range tests {

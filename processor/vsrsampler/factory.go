@@ -37,6 +37,7 @@ func createDefaultConfig() component.Config {
 		MaxTraceSpans:  10_000,
 		DecisionCache:  DecisionCacheConfig{KeepEntries: 100_000, DropEntries: 1_000_000},
 		RescueWindow:   2 * time.Second,
+		Spill:          SpillConfig{MaxBytes: 1 << 30},
 		ServiceNames:   slices.Clone(routerconv.DefaultServiceNames),
 	}
 }

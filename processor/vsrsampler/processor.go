@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/metadata"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/sampler"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/spill"
 )
 
 // Tick bounds: the timer that ends grace periods runs at a tenth of grace, within these.
@@ -27,9 +31,11 @@ const (
 
 type samplerProcessor struct {
 	cfg       *Config
+	id        component.ID
 	logger    *zap.Logger
 	next      consumer.Traces
 	core      *sampler.Sampler
+	spill     *spill.Store
 	telemetry *metadata.TelemetryBuilder
 	tick      time.Duration
 	stop      chan struct{}
@@ -41,21 +47,48 @@ func newSamplerProcessor(set processor.Settings, cfg *Config, next consumer.Trac
 	if err != nil {
 		return nil, err
 	}
-	core, err := sampler.New(cfg.coreConfig(), newObserver(tb, cfg.Rules))
-	if err != nil {
-		return nil, err
-	}
 	return &samplerProcessor{
 		cfg:       cfg,
+		id:        set.ID,
 		logger:    set.Logger,
 		next:      next,
-		core:      core,
 		telemetry: tb,
 		tick:      min(max(cfg.Grace/10, minTick), maxTick),
 	}, nil
 }
 
+// newCore opens the spill, if any, and the core: at start, so that validating a configuration
+// touches no disk.
+func (p *samplerProcessor) newCore() error {
+	coreCfg := p.cfg.coreConfig()
+	if p.cfg.Spill.Directory != "" {
+		// One subdirectory per processor instance: each clears its own at start.
+		dir := filepath.Join(p.cfg.Spill.Directory, strings.ReplaceAll(p.id.String(), "/", "_"))
+		var err error
+		if p.spill, err = spill.Open(dir, p.cfg.Spill.MaxBytes); err != nil {
+			return fmt.Errorf("spill.directory: %w", err)
+		}
+		coreCfg.Spill = p.spill
+	}
+	core, err := sampler.New(coreCfg, newObserver(p.telemetry, p.cfg.Rules, p.logger))
+	if err != nil {
+		return errors.Join(err, p.closeSpill())
+	}
+	p.core = core
+	return nil
+}
+
+func (p *samplerProcessor) closeSpill() error {
+	if p.spill == nil {
+		return nil
+	}
+	return p.spill.Close()
+}
+
 func (p *samplerProcessor) start(context.Context, component.Host) error {
+	if err := p.newCore(); err != nil {
+		return err
+	}
 	err := errors.Join(
 		p.telemetry.RegisterProcessorVsrSamplerBufferedBytesCallback(func(_ context.Context, o metric.Int64Observer) error {
 			bytes, _ := p.core.Held()
@@ -65,6 +98,12 @@ func (p *samplerProcessor) start(context.Context, component.Host) error {
 		p.telemetry.RegisterProcessorVsrSamplerBufferedTracesCallback(func(_ context.Context, o metric.Int64Observer) error {
 			_, traces := p.core.Held()
 			o.Observe(traces)
+			return nil
+		}),
+		p.telemetry.RegisterProcessorVsrSamplerSpillBytesCallback(func(_ context.Context, o metric.Int64Observer) error {
+			if p.spill != nil {
+				o.Observe(p.spill.OnDisk())
+			}
 			return nil
 		}))
 	if err != nil {
@@ -108,6 +147,10 @@ func (p *samplerProcessor) shutdown(ctx context.Context) error {
 		close(p.stop)
 		<-p.done
 	}
+	if p.core == nil { // never started
+		p.telemetry.Shutdown()
+		return nil
+	}
 	td := p.core.Flush(time.Now())
 	var err error
 	if n := td.SpanCount(); n > 0 {
@@ -117,7 +160,7 @@ func (p *samplerProcessor) shutdown(ctx context.Context) error {
 		}
 	}
 	p.telemetry.Shutdown()
-	return err
+	return errors.Join(err, p.closeSpill())
 }
 
 func (p *samplerProcessor) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
@@ -162,7 +205,10 @@ func (p *samplerProcessor) waitForRoom(ctx context.Context) error {
 // observer turns the core's events into the processor's telemetry. Attribute sets are built
 // once: recording allocates nothing.
 type observer struct {
-	tb *metadata.TelemetryBuilder
+	tb     *metadata.TelemetryBuilder
+	logger *zap.Logger
+	// spillWarned: the first spill failure is logged, the rest counted.
+	spillWarned atomic.Bool
 	// reasons are the reason labels; reasonAt[r] is where reason r's start (rules have one each).
 	reasons  []string
 	reasonAt [sampler.NumReasons]int
@@ -172,8 +218,8 @@ type observer struct {
 	late     [sampler.NumLateOutcomes]metric.AddOption
 }
 
-func newObserver(tb *metadata.TelemetryBuilder, rules []RuleConfig) *observer {
-	o := &observer{tb: tb}
+func newObserver(tb *metadata.TelemetryBuilder, rules []RuleConfig, logger *zap.Logger) *observer {
+	o := &observer{tb: tb, logger: logger}
 	for r := range sampler.NumReasons {
 		o.reasonAt[r] = len(o.reasons)
 		if r != sampler.ReasonRule {
@@ -224,4 +270,11 @@ func (o *observer) LateSpan(l sampler.LateOutcome) {
 
 func (o *observer) DuplicateSpan() {
 	o.tb.ProcessorVsrSamplerDuplicateSpans.Add(context.Background(), 1)
+}
+
+func (o *observer) SpillFailed(err error) {
+	o.tb.ProcessorVsrSamplerSpillFailures.Add(context.Background(), 1)
+	if !o.spillWarned.Swap(true) {
+		o.logger.Warn("spill failed; traces over max_buffer_bytes are decided early instead (counted in processor_vsr_sampler_spill_failures)", zap.Error(err))
+	}
 }

@@ -3,6 +3,7 @@ package vsrsampler
 import (
 	"context"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -132,4 +133,45 @@ func TestBlockOnOverflow(t *testing.T) {
 	metadatatest.AssertEqualProcessorVsrSamplerOverflowRefusals(t, tt,
 		[]metricdata.DataPoint[int64]{{Value: 1}}, metricdatatest.IgnoreTimestamp())
 	require.NoError(t, p.Shutdown(context.Background()))
+}
+
+// Over max_buffer_bytes, spans wait on disk for their decision; the files go at shutdown. A
+// spill that refuses is counted and the budget is kept by deciding early.
+func TestSpill(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		maxBytes int64
+	}{{"room", 1 << 30}, {"full", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tt := newTelemetry(t)
+			cfg := createDefaultConfig().(*Config)
+			cfg.MaxBufferBytes, cfg.MaxTraceBytes, cfg.Shards = 20_000, 20_000, 1
+			cfg.Spill = SpillConfig{Directory: t.TempDir(), MaxBytes: tc.maxBytes}
+			sink := new(consumertest.TracesSink)
+			p := startProcessor(t, tt, cfg, sink)
+			for seed := range uint64(30) {
+				tr := simulate(routerconv.EraD, routersim.OutcomeOK, "math", seed)
+				tr.Spans().RemoveIf(func(s ptrace.Span) bool { return routerconv.IsLocalRoot(s) })
+				require.NoError(t, p.ConsumeTraces(context.Background(), tr.Traces))
+			}
+			segments, err := filepath.Glob(filepath.Join(cfg.Spill.Directory, "vsr_sampler", "*.spill"))
+			require.NoError(t, err)
+			m, err := tt.GetMetric("otelcol_processor_vsr_sampler_spill_bytes")
+			require.NoError(t, err)
+			onDisk := m.Data.(metricdata.Gauge[int64]).DataPoints[0].Value
+			_, err = tt.GetMetric("otelcol_processor_vsr_sampler_spill_failures")
+			if tc.name == "room" {
+				assert.NotEmpty(t, segments)
+				assert.Positive(t, onDisk)
+				assert.Error(t, err, "no failures recorded")
+			} else {
+				assert.Zero(t, onDisk)
+				assert.NoError(t, err, "failures recorded")
+			}
+			require.NoError(t, p.Shutdown(context.Background()))
+			segments, err = filepath.Glob(filepath.Join(cfg.Spill.Directory, "vsr_sampler", "*.spill"))
+			require.NoError(t, err)
+			assert.Empty(t, segments)
+		})
+	}
 }

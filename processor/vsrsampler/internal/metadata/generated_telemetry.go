@@ -36,6 +36,8 @@ type TelemetryBuilder struct {
 	ProcessorVsrSamplerOverflowRefusals metric.Int64Counter
 	ProcessorVsrSamplerReleaseFailures  metric.Int64Counter
 	ProcessorVsrSamplerSpansDecided     metric.Int64Counter
+	ProcessorVsrSamplerSpillBytes       metric.Int64ObservableGauge
+	ProcessorVsrSamplerSpillFailures    metric.Int64Counter
 	ProcessorVsrSamplerTracesDecided    metric.Int64Counter
 }
 
@@ -71,6 +73,21 @@ func (builder *TelemetryBuilder) RegisterProcessorVsrSamplerBufferedTracesCallba
 		cb(ctx, &observerInt64{inst: builder.ProcessorVsrSamplerBufferedTraces, obs: o})
 		return nil
 	}, builder.ProcessorVsrSamplerBufferedTraces)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterProcessorVsrSamplerSpillBytesCallback sets callback for observable ProcessorVsrSamplerSpillBytes metric.
+func (builder *TelemetryBuilder) RegisterProcessorVsrSamplerSpillBytesCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ProcessorVsrSamplerSpillBytes, obs: o})
+		return nil
+	}, builder.ProcessorVsrSamplerSpillBytes)
 	if err != nil {
 		return err
 	}
@@ -155,6 +172,18 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_processor_vsr_sampler_spans_decided",
 		metric.WithDescription("Spans decided, by decision and reason. [Development]"),
 		metric.WithUnit("{spans}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorVsrSamplerSpillBytes, err = builder.meter.Int64ObservableGauge(
+		"otelcol_processor_vsr_sampler_spill_bytes",
+		metric.WithDescription("Bytes the spill's files take on disk (spill.directory). [Development]"),
+		metric.WithUnit("By"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorVsrSamplerSpillFailures, err = builder.meter.Int64Counter(
+		"otelcol_processor_vsr_sampler_spill_failures",
+		metric.WithDescription("Spills refused (spill.max_bytes reached) or failed, and spilled spans that could not be read back. [Development]"),
+		metric.WithUnit("{failures}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ProcessorVsrSamplerTracesDecided, err = builder.meter.Int64Counter(

@@ -28,12 +28,17 @@ func TestSetupTelemetry(t *testing.T) {
 		observer.Observe(1)
 		return nil
 	}))
+	require.NoError(t, tb.RegisterProcessorVsrSamplerSpillBytesCallback(func(_ context.Context, observer metric.Int64Observer) error {
+		observer.Observe(1)
+		return nil
+	}))
 	tb.ProcessorVsrSamplerDecisionLatency.Record(context.Background(), 1)
 	tb.ProcessorVsrSamplerDuplicateSpans.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerLateSpans.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerOverflowRefusals.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerReleaseFailures.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerSpansDecided.Add(context.Background(), 1)
+	tb.ProcessorVsrSamplerSpillFailures.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerTracesDecided.Add(context.Background(), 1)
 	AssertEqualProcessorVsrSamplerBufferedBytes(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
@@ -57,6 +62,12 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorVsrSamplerSpansDecided(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorVsrSamplerSpillBytes(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorVsrSamplerSpillFailures(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorVsrSamplerTracesDecided(t, testTel,

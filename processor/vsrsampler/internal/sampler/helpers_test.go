@@ -12,6 +12,7 @@ import (
 
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routersim"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/spill"
 )
 
 var t0 = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
@@ -25,6 +26,7 @@ type recorder struct {
 	late       [NumLateOutcomes]int
 	duplicates int
 	spans      int
+	spillFails int
 }
 
 func newRecorder() *recorder {
@@ -56,6 +58,46 @@ func (r *recorder) DuplicateSpan() {
 	r.mu.Lock()
 	r.duplicates++
 	r.mu.Unlock()
+}
+
+func (r *recorder) SpillFailed(error) {
+	r.mu.Lock()
+	r.spillFails++
+	r.mu.Unlock()
+}
+
+// countingSpill is a spill.Store on disk that counts its live records and can be made to refuse.
+type countingSpill struct {
+	store  *spill.Store
+	live   int
+	puts   int
+	refuse bool
+}
+
+func newCountingSpill(t testing.TB) *countingSpill {
+	store, err := spill.Open(t.TempDir(), 1<<30)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, store.Close()) })
+	return &countingSpill{store: store}
+}
+
+func (c *countingSpill) Put(p []byte) (spill.Ref, error) {
+	if c.refuse {
+		return spill.Ref{}, spill.ErrFull
+	}
+	ref, err := c.store.Put(p)
+	if err == nil {
+		c.live++
+		c.puts++
+	}
+	return ref, err
+}
+
+func (c *countingSpill) Get(ref spill.Ref, dst []byte) ([]byte, error) { return c.store.Get(ref, dst) }
+
+func (c *countingSpill) Free(ref spill.Ref) {
+	c.live--
+	c.store.Free(ref)
 }
 
 func (r *recorder) count(trigger Trigger, reason Reason) int {

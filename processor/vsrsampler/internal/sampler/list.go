@@ -15,6 +15,10 @@ type traceList struct {
 
 func (l *traceList) front() *traceState { return l.head }
 
+func (l *traceList) back() *traceState { return l.tail }
+
+func (l *traceList) prev(t *traceState) *traceState { return l.links(t).prev }
+
 func (l *traceList) pushBack(t *traceState) {
 	lk := l.links(t)
 	lk.prev, lk.next, lk.in = l.tail, nil, true

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/spill"
 )
 
 // Rule keeps traces that have an attribute with one of some values at its own rate.
@@ -53,7 +55,10 @@ type Config struct {
 	// RescueWindow keeps a dropped trace's spans this long, so a late error or block span can
 	// still bring back the whole trace; under pressure they are the first memory given up.
 	RescueWindow time.Duration
-	Shards       int
+	// Spill, when set, takes the parked spans of the newest traces when the budget is exceeded,
+	// before any trace is decided early.
+	Spill  Spill
+	Shards int
 	// ServiceNames are the router's service.name values.
 	ServiceNames []string
 }
@@ -126,6 +131,16 @@ type Observer interface {
 	Decided(d Decision, trigger Trigger, spans int, latency time.Duration)
 	LateSpan(o LateOutcome)
 	DuplicateSpan()
+	// SpillFailed reports a spill that could not be written (full, or an I/O error) or read back.
+	SpillFailed(err error)
+}
+
+// Spill keeps byte records outside the memory budget (spill.Store keeps them on disk).
+type Spill interface {
+	Put(p []byte) (spill.Ref, error)
+	// Get appends the record at ref to dst.
+	Get(ref spill.Ref, dst []byte) ([]byte, error)
+	Free(ref spill.Ref)
 }
 
 // validate checks what the core relies on; the processor's Config reports user errors by key.

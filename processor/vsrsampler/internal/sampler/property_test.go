@@ -131,12 +131,16 @@ func (st stream) batch(i int) ptrace.Traces {
 }
 
 // runStream feeds a stream through a sampler and checks the properties every stream must
-// keep; ordered streams must also keep traces whole.
-func runStream(t *testing.T, seed uint64, ordered bool) {
+// keep; ordered streams must also keep traces whole. With sp, the memory budget is a fraction
+// of what the stream needs and the rest spills.
+func runStream(t *testing.T, seed uint64, ordered bool, sp *countingSpill) {
 	st := newStream(seed, ordered)
 	cfg := testConfig()
 	cfg.DefaultPercentage = 30
-	s, _ := newSampler(t, cfg)
+	if sp != nil {
+		cfg.Shards, cfg.MaxBufferBytes, cfg.Spill = 1, spilledBudget, sp
+	}
+	s, rec := newSampler(t, cfg)
 	// The sampler never copies a span: each leaves at most as often as it came. Retries of a
 	// buffered span are collapsed (TestDuplicateSpansWhileBuffered); a retry arriving after
 	// the decision is indistinguishable from a late span and follows it.
@@ -168,6 +172,16 @@ func runStream(t *testing.T, seed uint64, ordered bool) {
 
 	if bytes, traces := s.Held(); bytes != 0 || traces != 0 {
 		t.Fatalf("seed %d: %d bytes in %d traces held after flush", seed, bytes, traces)
+	}
+	if sp != nil {
+		switch {
+		case sp.live != 0:
+			t.Fatalf("seed %d: %d spilled records left after flush", seed, sp.live)
+		case rec.spillFails != 0:
+			t.Fatalf("seed %d: %d spill failures", seed, rec.spillFails)
+		case len(rec.decided[TriggerPressure]) != 0:
+			t.Fatalf("seed %d: traces decided early under pressure: %v", seed, rec.decided[TriggerPressure])
+		}
 	}
 	for k, n := range out {
 		if n > in[k] {
@@ -204,23 +218,45 @@ func runStream(t *testing.T, seed uint64, ordered bool) {
 	}
 }
 
+// spilledBudget holds the bookkeeping of a stream's traces in flight but not their spans.
+const spilledBudget = 16 << 10
+
 func TestPropertyOrderedStreams(t *testing.T) {
 	for seed := range uint64(150) {
-		runStream(t, seed, true)
+		runStream(t, seed, true, nil)
 	}
 }
 
 func TestPropertyShuffledStreams(t *testing.T) {
 	for seed := range uint64(150) {
-		runStream(t, seed, false)
+		runStream(t, seed, false, nil)
+	}
+}
+
+// Spilling changes where spans wait, not what becomes of them.
+func TestPropertySpilledStreams(t *testing.T) {
+	spilled := 0
+	for seed := range uint64(100) {
+		sp := newCountingSpill(t)
+		runStream(t, seed, seed%2 == 0, sp)
+		if sp.puts > 0 {
+			spilled++
+		}
+	}
+	if spilled < 50 {
+		t.Fatalf("only %d of 100 streams needed the spill", spilled)
 	}
 }
 
 // FuzzStream explores more streams: go test -fuzz FuzzStream.
 func FuzzStream(f *testing.F) {
-	f.Add(uint64(1), true)
-	f.Add(uint64(2), false)
-	f.Fuzz(func(t *testing.T, seed uint64, ordered bool) {
-		runStream(t, seed, ordered)
+	f.Add(uint64(1), true, false)
+	f.Add(uint64(2), false, true)
+	f.Fuzz(func(t *testing.T, seed uint64, ordered, spilled bool) {
+		var sp *countingSpill
+		if spilled {
+			sp = newCountingSpill(t)
+		}
+		runStream(t, seed, ordered, sp)
 	})
 }

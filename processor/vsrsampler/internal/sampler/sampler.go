@@ -347,15 +347,40 @@ func (s *Sampler) parkIndexes(sh *shard, t *traceState, g *group, indexes []int)
 	s.held.Add(added)
 }
 
-// relievePressure brings a shard back under its budget: first by giving up the spans of
-// dropped traces kept for rescue, then by deciding the oldest traces.
+// relievePressure brings a shard back under its budget: first by spilling the newest traces,
+// whose decisions are furthest away, then by giving up the spans of dropped traces kept for
+// rescue, then by deciding the oldest traces, which have told the most about themselves.
 func (s *Sampler) relievePressure(sh *shard, now time.Time, out *output) {
+	if s.cfg.Spill != nil && s.spillNewest(sh, &sh.fifo) {
+		s.spillNewest(sh, &sh.rescuable)
+	}
 	for sh.bytes > sh.budget && sh.rescuable.front() != nil {
 		s.forget(sh, sh.rescuable.front())
 	}
 	for s.cfg.DecideOnPressure && sh.bytes > sh.budget && sh.fifo.front() != nil {
 		s.decide(sh, sh.fifo.front(), TriggerPressure, now, out)
 	}
+}
+
+// maxSpillScan bounds how many traces one call looks at for spans still in memory.
+const maxSpillScan = 64
+
+// spillNewest spills the parked spans of l's newest traces until the shard is within its
+// budget. It reports false when the spill refused.
+func (s *Sampler) spillNewest(sh *shard, l *traceList) bool {
+	for t, n := l.back(), 0; t != nil && sh.bytes > sh.budget && n < maxSpillScan; t, n = l.prev(t), n+1 {
+		if len(t.data) == 0 {
+			continue
+		}
+		delta, err := t.spillTo(s.cfg.Spill)
+		if err != nil {
+			s.obs.SpillFailed(err)
+			return false
+		}
+		sh.bytes += delta
+		s.held.Add(delta)
+	}
+	return true
 }
 
 func (sh *shard) newTrace(s *Sampler, id pcommon.TraceID, now time.Time) *traceState {
@@ -420,7 +445,7 @@ func (s *Sampler) decide(sh *shard, t *traceState, trigger Trigger, now time.Tim
 		s.release(t, d.Threshold, out)
 	} else {
 		sh.drop.put(fingerprint(t.id), struct{}{})
-		if s.cfg.RescueWindow > 0 && len(t.data) > 0 && trigger != TriggerShutdown {
+		if s.cfg.RescueWindow > 0 && t.parked() && trigger != TriggerShutdown {
 			t.droppedAt = now
 			sh.dropped[t.id] = t
 			sh.rescuable.pushBack(t)
@@ -433,11 +458,11 @@ func (s *Sampler) decide(sh *shard, t *traceState, trigger Trigger, now time.Tim
 
 // release sends a kept trace's parked spans out, stamped with its threshold.
 func (s *Sampler) release(t *traceState, th sampling.Threshold, out *output) {
-	if len(t.data) == 0 {
+	if !t.parked() {
 		return
 	}
 	// The bytes were produced by park; they always decode.
-	parked, _ := t.unpark()
+	parked, _ := t.unpark(s.cfg.Spill, s.obs)
 	for _, rs := range parked.ResourceSpans().All() {
 		for _, ss := range rs.ScopeSpans().All() {
 			for _, span := range ss.Spans().All() {
@@ -453,6 +478,9 @@ func (s *Sampler) forget(sh *shard, t *traceState) {
 	if t.rescuable.in {
 		sh.rescuable.remove(t)
 		delete(sh.dropped, t.id)
+	}
+	if len(t.spilled) > 0 {
+		t.freeSpilled(s.cfg.Spill)
 	}
 	sh.bytes -= t.bytes
 	s.held.Add(-t.bytes)

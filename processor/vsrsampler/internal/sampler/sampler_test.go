@@ -472,3 +472,47 @@ func TestPressureGivesUpRescuableFirst(t *testing.T) {
 	require.Equal(t, int64(1), traces)
 	require.LessOrEqual(t, held, cfg.MaxBufferBytes)
 }
+
+// With a spill, the budget is kept by moving the newest traces' spans out of memory; only when
+// the spill refuses are traces decided early.
+func TestPressureSpillsBeforeDeciding(t *testing.T) {
+	cfg := testConfig()
+	cfg.Shards = 1
+	cfg.MaxBufferBytes = 20_000
+	cfg.DefaultPercentage = 50
+	sp := newCountingSpill(t)
+	cfg.Spill = sp
+	s, rec := newSampler(t, cfg)
+	var traces []routersim.Trace
+	for seed := range uint64(30) {
+		tr := build(routerconv.EraD, routersim.OutcomeOK, seed)
+		traces = append(traces, tr)
+		require.Zero(t, s.Consume(batchOf(tr, 0, tr.SpanCount()-1), t0).SpanCount())
+		held, _ := s.Held()
+		require.LessOrEqual(t, held, cfg.MaxBufferBytes)
+	}
+	require.Positive(t, sp.live)
+	require.Empty(t, rec.decided[TriggerPressure])
+
+	// Roots end: each trace is decided on its own, spilled spans and all.
+	kept := 0
+	for _, tr := range traces {
+		out := s.Consume(batchOf(tr, tr.SpanCount()-1, tr.SpanCount()), t0)
+		if out.SpanCount() > 0 {
+			require.ElementsMatch(t, allSpanIDs(tr), spanIDs(out))
+			kept++
+		}
+	}
+	require.Positive(t, kept)
+	require.Equal(t, len(traces), rec.count(TriggerRoot, ReasonDefault))
+	require.Zero(t, sp.live)
+	requireHeldZero(t, s)
+
+	sp.refuse = true
+	for seed := range uint64(30) {
+		tr := build(routerconv.EraD, routersim.OutcomeOK, seed+100)
+		s.Consume(batchOf(tr, 0, tr.SpanCount()-1), t0)
+	}
+	require.Positive(t, rec.spillFails)
+	require.Positive(t, rec.count(TriggerPressure, ReasonDefault), "a full spill falls back to early decisions")
+}

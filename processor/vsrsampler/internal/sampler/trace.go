@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/spill"
 )
 
 // group is one (resource, scope) of an incoming batch.
@@ -26,8 +27,10 @@ type traceState struct {
 	// data holds the trace's parked spans as OTLP TracesData: one ResourceSpans record per
 	// batch they came in. Encoded, a span takes about a quarter of its in-memory form, and
 	// spans of dropped traces are never decoded.
-	data  []byte
-	spans int
+	data []byte
+	// spilled are earlier parts of data moved out of memory under pressure, oldest first.
+	spilled []spill.Ref
+	spans   int
 	// bytes is what the trace holds: data's capacity plus the trace's own bookkeeping.
 	bytes int64
 
@@ -64,16 +67,16 @@ type traceState struct {
 }
 
 func (t *traceState) reset(id pcommon.TraceID, now time.Time, rules int, dynKeys int) {
-	data, seen, dangling, dynVals, gen := t.data, t.seen, t.dangling, t.dynVals, t.gen
+	data, spilled, seen, dangling, dynVals, gen := t.data, t.spilled, t.seen, t.dangling, t.dynVals, t.gen
 	*t = traceState{}
 	t.id, t.first, t.last, t.rule, t.gen = id, now, now, rules, gen+1
-	t.data = data[:0]
+	t.data, t.spilled = data[:0], spilled[:0]
 	seen.reset()
 	dangling.reset()
 	t.seen, t.dangling = seen, dangling
 	t.dynVals = append(dynVals[:0], make([]string, dynKeys)...)
 	t.rnd = sampling.TraceIDToRandomness(id)
-	t.bytes = traceOverhead + int64(cap(t.data))
+	t.bytes = traceOverhead + int64(cap(t.data)) + refSize*int64(cap(t.spilled))
 }
 
 // keepAlwaysSignals are the signals that keep a trace whatever the rates: an error, a guard's
@@ -196,10 +199,49 @@ func (t *traceState) park(g *group, spans []ptrace.Span) int64 {
 	return delta
 }
 
-// unpark decodes the parked spans.
-func (t *traceState) unpark() (ptrace.Traces, error) {
+// parked reports whether the trace holds spans, in memory or spilled.
+func (t *traceState) parked() bool { return len(t.data) > 0 || len(t.spilled) > 0 }
+
+const refSize = int64(unsafe.Sizeof(spill.Ref{}))
+
+// spillTo moves the parked spans in memory to sp, returning the change in bytes held.
+func (t *traceState) spillTo(sp Spill) (int64, error) {
+	ref, err := sp.Put(t.data)
+	if err != nil {
+		return 0, err
+	}
+	before := int64(cap(t.data)) + refSize*int64(cap(t.spilled))
+	t.spilled = append(t.spilled, ref)
+	t.data = nil
+	delta := refSize*int64(cap(t.spilled)) - before
+	t.bytes += delta
+	return delta, nil
+}
+
+// unpark decodes the parked spans, spilled ones first. A spilled part that cannot be read back
+// is reported and left out: each part is whole batches' spans, so the rest still decodes.
+func (t *traceState) unpark(sp Spill, obs Observer) (ptrace.Traces, error) {
+	data := t.data
+	if len(t.spilled) > 0 {
+		var err error
+		data = nil
+		for _, ref := range t.spilled {
+			if data, err = sp.Get(ref, data); err != nil {
+				obs.SpillFailed(err)
+			}
+		}
+		data = append(data, t.data...)
+	}
 	var u ptrace.ProtoUnmarshaler
-	return u.UnmarshalTraces(t.data)
+	return u.UnmarshalTraces(data)
+}
+
+// freeSpilled gives the trace's spilled parts back to sp.
+func (t *traceState) freeSpilled(sp Spill) {
+	for _, ref := range t.spilled {
+		sp.Free(ref)
+	}
+	t.spilled = t.spilled[:0]
 }
 
 // compiledRule is a Rule ready to match.
