@@ -30,8 +30,9 @@ const (
 )
 
 type samplerProcessor struct {
-	cfg       *Config
-	id        component.ID
+	cfg *Config
+	// spillDir is this instance's spill subdirectory; empty without a spill.
+	spillDir  string
 	logger    *zap.Logger
 	next      consumer.Traces
 	core      *sampler.Sampler
@@ -47,25 +48,27 @@ func newSamplerProcessor(set processor.Settings, cfg *Config, next consumer.Trac
 	if err != nil {
 		return nil, err
 	}
-	return &samplerProcessor{
+	p := &samplerProcessor{
 		cfg:       cfg,
-		id:        set.ID,
 		logger:    set.Logger,
 		next:      next,
 		telemetry: tb,
 		tick:      min(max(cfg.Grace/10, minTick), maxTick),
-	}, nil
+	}
+	if cfg.Spill.Directory != "" {
+		// One subdirectory per processor instance: each clears its own at start.
+		p.spillDir = filepath.Join(cfg.Spill.Directory, strings.ReplaceAll(set.ID.String(), "/", "_"))
+	}
+	return p, nil
 }
 
 // newCore opens the spill, if any, and the core: at start, so that validating a configuration
 // touches no disk.
 func (p *samplerProcessor) newCore() error {
 	coreCfg := p.cfg.coreConfig()
-	if p.cfg.Spill.Directory != "" {
-		// One subdirectory per processor instance: each clears its own at start.
-		dir := filepath.Join(p.cfg.Spill.Directory, strings.ReplaceAll(p.id.String(), "/", "_"))
+	if p.spillDir != "" {
 		var err error
-		if p.spill, err = spill.Open(dir, p.cfg.Spill.MaxBytes); err != nil {
+		if p.spill, err = spill.Open(p.spillDir, p.cfg.Spill.MaxBytes); err != nil {
 			return fmt.Errorf("spill.directory: %w", err)
 		}
 		coreCfg.Spill = p.spill

@@ -83,7 +83,7 @@ func (s *Store) Put(p []byte) (Ref, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.current
-	if cur != nil && cur.live == 0 {
+	if cur != nil && cur.live == 0 && cur.size > 0 {
 		if err := s.truncate(cur); err != nil {
 			return Ref{}, err
 		}
