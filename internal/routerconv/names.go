@@ -7,6 +7,7 @@ package routerconv
 import (
 	"strings"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -64,26 +65,29 @@ type SpanInfo struct {
 	Eras [2]Era
 	// OpenInferenceKind is the openinference.span.kind the span gets.
 	OpenInferenceKind string
+	// PastGuards: the router only starts this span once the request has passed its guards, so
+	// a guard match in the same trace routed the request instead of blocking it.
+	PastGuards bool
 }
 
 // spanTable lists every span name the router has emitted, by era.
 var spanTable = map[string]SpanInfo{
-	"semantic_router.request.received":             {RoleRootEarly, [2]Era{EraA, EraC}, "CHAIN"},
-	"semantic_router.request":                      {RoleRoot, [2]Era{EraD, EraD}, "CHAIN"},
-	"parse_request":                                {RoleParse, [2]Era{EraA, EraA}, "CHAIN"},
-	"semantic_router.security.jailbreak_detection": {RoleGuard, [2]Era{EraA, EraA}, "GUARDRAIL"},
-	"semantic_router.security.pii_detection":       {RoleGuard, [2]Era{EraA, EraA}, "GUARDRAIL"},
-	"semantic_router.cache.lookup":                 {RoleCache, [2]Era{EraA, EraA}, "CHAIN"},
-	"semantic_router.classification":               {RoleClassify, [2]Era{EraA, EraA}, "CHAIN"},
-	"semantic_router.routing.decision":             {RoleDecision, [2]Era{EraA, EraA}, "CHAIN"},
-	"semantic_router.backend.selection":            {RoleSelection, [2]Era{EraA, EraA}, "CHAIN"},
-	"semantic_router.system_prompt.injection":      {RoleSystemPrompt, [2]Era{EraA, EraA}, "CHAIN"},
-	"semantic_router.signal.evaluation":            {RoleSignal, [2]Era{EraB, EraD}, "CHAIN"},
-	"semantic_router.decision.evaluation":          {RoleDecision, [2]Era{EraB, EraD}, "CHAIN"},
-	"semantic_router.plugin.execution":             {RolePlugin, [2]Era{EraB, EraD}, "CHAIN"},
-	"semantic_router.rag.retrieval":                {RoleRetrieval, [2]Era{EraC, EraD}, "RETRIEVER"},
-	"semantic_router.algorithm.selection":          {RoleSelection, [2]Era{EraD, EraD}, "CHAIN"},
-	"semantic_router.upstream.request":             {RoleUpstream, [2]Era{EraA, EraD}, "LLM"},
+	"semantic_router.request.received":             {RoleRootEarly, [2]Era{EraA, EraC}, "CHAIN", false},
+	"semantic_router.request":                      {RoleRoot, [2]Era{EraD, EraD}, "CHAIN", false},
+	"parse_request":                                {RoleParse, [2]Era{EraA, EraA}, "CHAIN", false},
+	"semantic_router.security.jailbreak_detection": {RoleGuard, [2]Era{EraA, EraA}, "GUARDRAIL", false},
+	"semantic_router.security.pii_detection":       {RoleGuard, [2]Era{EraA, EraA}, "GUARDRAIL", false},
+	"semantic_router.cache.lookup":                 {RoleCache, [2]Era{EraA, EraA}, "CHAIN", true},
+	"semantic_router.classification":               {RoleClassify, [2]Era{EraA, EraA}, "CHAIN", true},
+	"semantic_router.routing.decision":             {RoleDecision, [2]Era{EraA, EraA}, "CHAIN", true},
+	"semantic_router.backend.selection":            {RoleSelection, [2]Era{EraA, EraA}, "CHAIN", true},
+	"semantic_router.system_prompt.injection":      {RoleSystemPrompt, [2]Era{EraA, EraA}, "CHAIN", true},
+	"semantic_router.signal.evaluation":            {RoleSignal, [2]Era{EraB, EraD}, "CHAIN", false},
+	"semantic_router.decision.evaluation":          {RoleDecision, [2]Era{EraB, EraD}, "CHAIN", false},
+	"semantic_router.plugin.execution":             {RolePlugin, [2]Era{EraB, EraD}, "CHAIN", false},
+	"semantic_router.rag.retrieval":                {RoleRetrieval, [2]Era{EraC, EraD}, "RETRIEVER", true},
+	"semantic_router.algorithm.selection":          {RoleSelection, [2]Era{EraD, EraD}, "CHAIN", true},
+	"semantic_router.upstream.request":             {RoleUpstream, [2]Era{EraA, EraD}, "LLM", true},
 }
 
 // guardPluginTypes are plugin.type values of plugins that can block a request (era B).
@@ -125,4 +129,28 @@ func IsLocalRoot(span ptrace.Span) bool {
 	}
 	role := spanTable[span.Name()].Role
 	return role == RoleRoot || role == RoleRootEarly
+}
+
+// Services are the service.name values of router deployments.
+type Services map[string]bool
+
+// NewServices returns the set of names.
+func NewServices(names []string) Services {
+	s := Services{}
+	for _, n := range names {
+		s[n] = true
+	}
+	return s
+}
+
+// Router reports whether a resource is a router deployment's.
+func (s Services) Router(res pcommon.Resource) bool {
+	name, ok := res.Attributes().Get("service.name")
+	return ok && s[name.AsString()]
+}
+
+// RouterScope reports whether spans of a scope are the router's: its resource is, or the
+// scope is the router's tracer.
+func (s Services) RouterScope(res pcommon.Resource, scope pcommon.InstrumentationScope) bool {
+	return scope.Name() == TracerName || s.Router(res)
 }

@@ -8,7 +8,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
-// Signals are the facts about one span that decide whether its trace must be kept.
+// Signals are the facts about one span that decide whether its trace must be kept and when
+// it is complete.
 type Signals uint8
 
 const (
@@ -17,13 +18,15 @@ const (
 	// SigBlocked: the span says outright that a guard blocked the request.
 	SigBlocked
 	// SigJailbreakHit, SigPIIHit: a guard matched. In eras A and C this is a block only when
-	// the trace has no upstream call, which only the whole trace can tell.
+	// the request went no further, which only the whole trace can tell.
 	SigJailbreakHit
 	SigPIIHit
 	// SigUpstream: the span is the call to the model backend.
 	SigUpstream
 	// SigCacheHit: the semantic cache answered, so no upstream call will follow.
 	SigCacheHit
+	// SigPastGuards: the router started this span only after the request passed its guards.
+	SigPastGuards
 )
 
 // Block reasons, the values of security.reason.
@@ -34,21 +37,50 @@ const (
 	ReasonGuard = "guard"
 )
 
-// Facts is what Classify found on a span.
+// Cache is what a span says about the semantic cache.
+type Cache uint8
+
+const (
+	CacheUnknown Cache = iota
+	CacheMiss
+	CacheHit
+)
+
+// Facts is what Classify found on a span: the signals the sampler decides on, and the
+// request-level facts the trace summary is made of.
 type Facts struct {
 	Signals Signals
 	// ErrorType is a low-cardinality error class, set with SigError.
 	ErrorType string
 	// BlockReason is set with SigBlocked.
 	BlockReason string
+	// Eras is the range of eras the span's name and keys are consistent with; zero when they
+	// tell nothing. Root spans tell it by name only: the sampler writes older eras' keys on them.
+	Eras          [2]Era
+	SelectedModel string
+	OriginalModel string
+	Category      string
+	// Decision is decision.name, without era C's placeholder "decision_evaluation".
+	Decision string
+	// UpstreamModel is model.name on the upstream call.
+	UpstreamModel string
+	Cache         Cache
+	// Usage is the token count a model server's span reports (gen_ai semantic conventions).
+	Usage TokenUsage
+}
+
+// TokenUsage is gen_ai.usage.* with the model it was counted for.
+type TokenUsage struct {
+	Model         string
+	Input, Output int64
 }
 
 // Has reports whether all of s are set.
 func (f Facts) Has(s Signals) bool { return f.Signals&s == s }
 
 // HitReason names the guard behind a jailbreak or PII hit.
-func (f Facts) HitReason() string {
-	if f.Signals&SigJailbreakHit != 0 {
+func HitReason(s Signals) string {
+	if s&SigJailbreakHit != 0 {
 		return ReasonJailbreak
 	}
 	return ReasonPII
@@ -66,14 +98,15 @@ type scan struct {
 	ragFailed      bool
 	jailbreakHit   bool
 	piiHit         bool
-	cacheHit       bool
+	cache          Cache
 }
 
 // field is a fact Classify reads from attributes.
 type field uint8
 
 const (
-	fieldErrorType field = iota
+	fieldNone field = iota
+	fieldErrorType
 	fieldHTTPStatus
 	fieldPluginType
 	fieldPluginStatus
@@ -86,30 +119,54 @@ const (
 	fieldPIIDetected
 	fieldMatchedRules
 	fieldCacheHit
+	fieldSelectedModel
+	fieldOriginalModel
+	fieldCategory
+	fieldDecision
+	fieldModelName
+	fieldUsageInput
+	fieldUsageOutput
+	fieldRequestModel
+	fieldResponseModel
 )
 
-// signalKeys maps every attribute key that carries an error or block signal, in every era's
-// spelling, to the fact it holds.
-var signalKeys = map[string]field{
-	"error.type":                fieldErrorType,
-	"http.response.status_code": fieldHTTPStatus,
-	"http.status_code":          fieldHTTPStatus,
-	"plugin.type":               fieldPluginType,
-	"plugin.status":             fieldPluginStatus,
-	"plugin.result":             fieldPluginResult,
-	"request.outcome":           fieldOutcome,
-	"security.reason":           fieldSecurityReason,
-	"security.action":           fieldSecurityAction,
-	"rag.success":               fieldRAGSuccess,
-	"jailbreak.detected":        fieldJailbreakDetected,
-	"pii.detected":              fieldPIIDetected,
-	"decision.matched_rules":    fieldMatchedRules,
-	"cache.hit":                 fieldCacheHit,
+// readKeys maps every attribute key Classify reads, in every era's spelling, to the fact it
+// holds.
+var readKeys = map[string]field{
+	"error.type":                 fieldErrorType,
+	"http.response.status_code":  fieldHTTPStatus,
+	"http.status_code":           fieldHTTPStatus,
+	"plugin.type":                fieldPluginType,
+	"plugin.status":              fieldPluginStatus,
+	"plugin.result":              fieldPluginResult,
+	"request.outcome":            fieldOutcome,
+	"security.reason":            fieldSecurityReason,
+	"security.action":            fieldSecurityAction,
+	"rag.success":                fieldRAGSuccess,
+	"jailbreak.detected":         fieldJailbreakDetected,
+	"pii.detected":               fieldPIIDetected,
+	"decision.matched_rules":     fieldMatchedRules,
+	"cache.hit":                  fieldCacheHit,
+	"routing.selected_model":     fieldSelectedModel,
+	"routing.original_model":     fieldOriginalModel,
+	"category.name":              fieldCategory,
+	"decision.name":              fieldDecision,
+	"model.name":                 fieldModelName,
+	"gen_ai.usage.input_tokens":  fieldUsageInput,
+	"gen_ai.usage.output_tokens": fieldUsageOutput,
+	"gen_ai.request.model":       fieldRequestModel,
+	"gen_ai.response.model":      fieldResponseModel,
 }
+
+// SchemaVersionKey is the attribute vsr_attributes writes on every span it normalizes.
+const SchemaVersionKey = "vsr.schema.version"
+
+// decisionPlaceholder is the decision.name era C's first decision span carries.
+const decisionPlaceholder = "decision_evaluation"
 
 // read records one fact. Values of the wrong type are read leniently ("true", "503"), since
 // the sampler must work on spans vsr_attributes has not fixed.
-func (s *scan) read(f field, v pcommon.Value) {
+func (s *scan) read(f field, v pcommon.Value, out *Facts) {
 	switch f {
 	case fieldErrorType:
 		s.errorType = v.AsString()
@@ -120,7 +177,7 @@ func (s *scan) read(f field, v pcommon.Value) {
 	case fieldPluginStatus:
 		s.pluginStatus = strings.ToLower(v.AsString())
 	case fieldPluginResult:
-		s.readDetection(v.AsString())
+		s.readResult(v.AsString())
 	case fieldOutcome:
 		s.outcome = strings.ToLower(v.AsString())
 	case fieldSecurityReason:
@@ -139,20 +196,56 @@ func (s *scan) read(f field, v pcommon.Value) {
 	case fieldMatchedRules:
 		s.readMatchedRules(v)
 	case fieldCacheHit:
-		b, _ := AsBool(v)
-		s.cacheHit = s.cacheHit || b
+		switch b, ok := AsBool(v); {
+		case ok && b:
+			s.cache = CacheHit
+		case ok && s.cache == CacheUnknown:
+			s.cache = CacheMiss
+		}
+	case fieldSelectedModel:
+		out.SelectedModel = stringValue(v)
+	case fieldOriginalModel:
+		out.OriginalModel = stringValue(v)
+	case fieldCategory:
+		out.Category = stringValue(v)
+	case fieldDecision:
+		if d := stringValue(v); d != decisionPlaceholder {
+			out.Decision = d
+		}
+	case fieldModelName:
+		out.UpstreamModel = stringValue(v)
+	case fieldUsageInput:
+		out.Usage.Input, _ = AsInt(v)
+	case fieldUsageOutput:
+		out.Usage.Output, _ = AsInt(v)
+	case fieldResponseModel:
+		out.Usage.Model = stringValue(v)
+	case fieldRequestModel:
+		if out.Usage.Model == "" {
+			out.Usage.Model = stringValue(v)
+		}
 	}
+}
+
+// stringValue reads a string fact; other types are not names.
+func stringValue(v pcommon.Value) string {
+	if v.Type() != pcommon.ValueTypeStr {
+		return ""
+	}
+	return v.Str()
 }
 
 // errorOutcomes are the era D request.outcome values that mean the router failed.
 var errorOutcomes = map[string]bool{"server_error": true, "error": true, "timeout": true}
 
-// readDetection reads plugin.result: era B's "jailbreak_detected:<type>" and
-// "pii_detected:<types>", and the cache plugin's "cache_hit".
-func (s *scan) readDetection(result string) {
+// readResult reads plugin.result: era B's "jailbreak_detected:<type>" and
+// "pii_detected:<types>", and the cache plugin's "cache_hit" and "cache_miss".
+func (s *scan) readResult(result string) {
 	switch {
 	case result == "cache_hit":
-		s.cacheHit = true
+		s.cache = CacheHit
+	case result == "cache_miss" && s.cache == CacheUnknown:
+		s.cache = CacheMiss
 	case strings.HasPrefix(result, "jailbreak_detected"):
 		s.jailbreakHit = true
 	case strings.HasPrefix(result, "pii_detected"):
@@ -181,18 +274,50 @@ func (s *scan) readMatchedRules(v pcommon.Value) {
 	}
 }
 
-// Classify reads a span's status, attributes and events. router says whether the span is the
-// router's own: only then does a 403 error root mean a guard block rather than a failure.
+// Classify reads a span's name, status, attributes and events in one pass. router says
+// whether the span is the router's own: only then does a 403 error root mean a guard block
+// rather than a failure.
 func Classify(span ptrace.Span, router bool) Facts {
-	var s scan
-	for k, v := range span.Attributes().All() {
-		if f, ok := signalKeys[k]; ok {
-			s.read(f, v)
-		}
-	}
 	var f Facts
-	if spanTable[span.Name()].Role == RoleUpstream {
+	var s scan
+	info, known := spanTable[span.Name()]
+	root := IsLocalRoot(span)
+	if known {
+		f.Eras = info.Eras
+	}
+	// Keys vsr_attributes also writes from another era's spelling count only on a span it
+	// has not normalized (no vsr.schema.version).
+	var renamed [2]Era
+	normalized := false
+	for k, v := range span.Attributes().All() {
+		if fd, ok := readKeys[k]; ok {
+			s.read(fd, v, &f)
+		}
+		if root {
+			continue
+		}
+		if eras, ok := keyEras[k]; ok {
+			if RenameTargets[k] {
+				renamed = NarrowEras(renamed, eras)
+			} else {
+				f.Eras = NarrowEras(f.Eras, eras)
+			}
+		}
+		normalized = normalized || k == SchemaVersionKey
+	}
+	if !normalized {
+		f.Eras = NarrowEras(f.Eras, renamed)
+	}
+	if info.Role == RoleUpstream {
 		f.Signals |= SigUpstream
+	}
+	guardReason, guard := IsGuardPlugin(s.pluginType)
+	if info.PastGuards || (info.Role == RolePlugin && s.pluginType != "" && !guard) {
+		f.Signals |= SigPastGuards
+	}
+	if guard && !root {
+		// Only era B ran the guards as plugins.
+		f.Eras = NarrowEras(f.Eras, [2]Era{EraB, EraB})
 	}
 	if s.jailbreakHit {
 		f.Signals |= SigJailbreakHit
@@ -200,19 +325,20 @@ func Classify(span ptrace.Span, router bool) Facts {
 	if s.piiHit {
 		f.Signals |= SigPIIHit
 	}
-	if s.cacheHit {
+	f.Cache = s.cache
+	if s.cache == CacheHit {
 		f.Signals |= SigCacheHit
 	}
 	statusError := span.Status().Code() == ptrace.StatusCodeError
 
-	switch reason, guard := IsGuardPlugin(s.pluginType); {
+	switch {
 	case s.blocked:
 		f.Signals |= SigBlocked
 		f.BlockReason = blockReason(&s, span.Name())
 	case guard && s.pluginStatus == "blocked":
 		f.Signals |= SigBlocked
-		f.BlockReason = reason
-	case router && s.httpStatus == 403 && statusError && IsLocalRoot(span):
+		f.BlockReason = guardReason
+	case router && s.httpStatus == 403 && statusError && root:
 		// Era D marks a guard block only by the root's 403 and error status.
 		f.Signals |= SigBlocked
 		f.BlockReason = blockReason(&s, span.Name())
@@ -245,7 +371,7 @@ func blockReason(s *scan, spanName string) string {
 // errorType returns the error class of a span, or "" when it is not an error. The order is
 // from the most to the least specific source.
 func errorType(s *scan, span ptrace.Span, statusError bool) string {
-	if s.errorType != "" {
+	if s.errorType != "" && !strings.HasSuffix(s.errorType, blockedErrorSuffix) {
 		return s.errorType
 	}
 	for _, ev := range span.Events().All() {
@@ -270,6 +396,13 @@ func errorType(s *scan, span ptrace.Span, statusError bool) string {
 	}
 	return ""
 }
+
+// blockedErrorSuffix ends the error.type the trace summary gives a blocked root whose status
+// the router set to ERROR ("jailbreak_blocked"): a guard working, not a failure.
+const blockedErrorSuffix = "_blocked"
+
+// BlockedErrorType is the error.type of a blocked root with status ERROR, named after its reason.
+func BlockedErrorType(reason string) string { return reason + blockedErrorSuffix }
 
 // eventAttr reads a class name (exception.type, error.reason): already bounded, so only its
 // length is checked.
@@ -313,16 +446,21 @@ func boundedReason(msg string) string {
 	return string(b)
 }
 
-// AsBool reads a bool, also from the strings "true"/"false" in any case.
+// AsBool reads a bool, also from a string ParseBool accepts.
 func AsBool(v pcommon.Value) (bool, bool) {
 	switch v.Type() {
 	case pcommon.ValueTypeBool:
 		return v.Bool(), true
 	case pcommon.ValueTypeStr:
-		b, err := strconv.ParseBool(strings.ToLower(strings.TrimSpace(v.Str())))
-		return b, err == nil
+		return ParseBool(v.Str())
 	}
 	return false, false
+}
+
+// ParseBool reads the bools routers send as strings: "true", "FALSE", " 1 ".
+func ParseBool(s string) (bool, bool) {
+	b, err := strconv.ParseBool(strings.ToLower(strings.TrimSpace(s)))
+	return b, err == nil
 }
 
 // AsInt reads an integer, also from a whole double or a decimal string.
@@ -340,37 +478,4 @@ func AsInt(v pcommon.Value) (int64, bool) {
 		return n, err == nil
 	}
 	return 0, false
-}
-
-// Verdict accumulates the Facts of a trace's spans.
-type Verdict struct {
-	Signals     Signals
-	ErrorType   string
-	BlockReason string
-}
-
-// Add merges one span's facts; the first error type and block reason seen are kept.
-func (v *Verdict) Add(f Facts) {
-	v.Signals |= f.Signals
-	if v.ErrorType == "" {
-		v.ErrorType = f.ErrorType
-	}
-	if v.BlockReason == "" {
-		v.BlockReason = f.BlockReason
-	}
-}
-
-// Error reports whether any span is an error.
-func (v Verdict) Error() bool { return v.Signals&SigError != 0 }
-
-// Blocked reports whether the trace is a guard block, and why. A guard hit without an explicit
-// block counts only when the trace is known to be complete and made no upstream call.
-func (v Verdict) Blocked(complete bool) (string, bool) {
-	if v.Signals&SigBlocked != 0 {
-		return v.BlockReason, true
-	}
-	if complete && v.Signals&(SigJailbreakHit|SigPIIHit) != 0 && v.Signals&SigUpstream == 0 {
-		return Facts{Signals: v.Signals}.HitReason(), true
-	}
-	return "", false
 }

@@ -15,16 +15,20 @@ import (
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routersim"
 )
 
-func verdictOf(tr routersim.Trace) routerconv.Verdict {
-	var v routerconv.Verdict
+func identity(s string) string { return s }
+
+func summaryOf(tr routersim.Trace) routerconv.Summary[string] {
+	var sum routerconv.Summary[string]
 	for _, s := range tr.Spans().All() {
-		v.Add(routerconv.Classify(s, true))
+		f := routerconv.Classify(s, true)
+		sum.Add(&f, identity)
 	}
-	return v
+	return sum
 }
 
-// Every era's way of failing or blocking must be recognised from the raw spans alone.
-func TestVerdictPerEraAndOutcome(t *testing.T) {
+// Every era's way of failing or blocking, its era and its request facts must be recognised
+// from the raw spans alone.
+func TestSummaryPerEraAndOutcome(t *testing.T) {
 	eras := []routerconv.Era{routerconv.EraA, routerconv.EraB, routerconv.EraC, routerconv.EraD}
 	outcomes := []routersim.Outcome{routersim.OutcomeOK, routersim.OutcomeError, routersim.OutcomeJailbreak, routersim.OutcomePII, routersim.OutcomeCacheHit}
 	for _, era := range eras {
@@ -34,17 +38,27 @@ func TestVerdictPerEraAndOutcome(t *testing.T) {
 				for seed := range uint64(20) {
 					rng := rand.New(rand.NewPCG(seed, 1))
 					tr := routersim.Build(routersim.Request{Era: era, Outcome: outcome, Category: "math", Model: "m", Prompt: "p", Start: time.Unix(1e9, 0)}, rng)
-					v := verdictOf(tr)
+					v := summaryOf(tr)
 					assert.Equal(t, outcome == routersim.OutcomeError, v.Error(), "seed %d error", seed)
-					reason, blocked := v.Blocked(true)
+					reason, blocked := v.Blocked()
 					assert.Equal(t, outcome.Blocked(), blocked, "seed %d blocked", seed)
-					switch {
-					case era == routerconv.EraD && blocked:
-						assert.Contains(t, []string{routerconv.ReasonGuard, routerconv.ReasonJailbreak}, reason)
-					case outcome == routersim.OutcomeJailbreak:
-						assert.Equal(t, routerconv.ReasonJailbreak, reason)
-					case outcome == routersim.OutcomePII:
-						assert.Equal(t, routerconv.ReasonPII, reason)
+					switch outcome {
+					case routersim.OutcomeJailbreak:
+						assert.Equal(t, routerconv.ReasonJailbreak, reason, "seed %d: era D's 403 is named by its matched rule", seed)
+					case routersim.OutcomePII:
+						assert.Equal(t, routerconv.ReasonPII, reason, "seed %d", seed)
+					}
+					assert.Equal(t, era, v.Era(), "seed %d era", seed)
+					if outcome == routersim.OutcomeOK {
+						assert.Equal(t, "m", v.ResponseModel(), "seed %d model", seed)
+						assert.True(t, v.PassedGuards())
+						assert.Equal(t, routerconv.CacheMiss, v.Cache)
+					}
+					if outcome == routersim.OutcomeCacheHit {
+						assert.Equal(t, routerconv.CacheHit, v.Cache)
+					}
+					if era != routerconv.EraD && outcome == routersim.OutcomeOK {
+						assert.Equal(t, "math", v.Category)
 					}
 				}
 			})
@@ -112,7 +126,8 @@ func TestClassifyTable(t *testing.T) {
 			s.Attributes().PutInt("http.status_code", 403)
 			s.Status().SetCode(ptrace.StatusCodeError)
 		}), routerconv.SigBlocked, "", routerconv.ReasonGuard},
-		{"upstream", span(func(s ptrace.Span) { s.SetName("semantic_router.upstream.request") }), routerconv.SigUpstream, "", ""},
+		{"upstream", span(func(s ptrace.Span) { s.SetName("semantic_router.upstream.request") }), routerconv.SigUpstream | routerconv.SigPastGuards, "", ""},
+		{"a non-guard plugin runs past the guards", span(func(s ptrace.Span) { s.Attributes().PutStr("plugin.type", "semantic-cache") }), routerconv.SigPastGuards, "", ""},
 		{"cache hit, era A", span(func(s ptrace.Span) { s.Attributes().PutBool("cache.hit", true) }), routerconv.SigCacheHit, "", ""},
 		{"cache hit, era D plugin", span(func(s ptrace.Span) { s.Attributes().PutStr("plugin.result", "cache_hit") }), routerconv.SigCacheHit, "", ""},
 		{"cache miss", span(func(s ptrace.Span) { s.Attributes().PutStr("plugin.result", "cache_miss") }), 0, "", ""},
@@ -127,17 +142,26 @@ func TestClassifyTable(t *testing.T) {
 	}
 }
 
-func TestBlockedNeedsCompleteTraceForHits(t *testing.T) {
-	var v routerconv.Verdict
-	v.Add(routerconv.Facts{Signals: routerconv.SigPIIHit})
-	_, blocked := v.Blocked(false)
-	require.False(t, blocked, "an incomplete trace may still make its upstream call")
-	reason, blocked := v.Blocked(true)
+// A guard match is a block only in a request that went no further than its guards: a
+// decision may route on a PII signal (to a private model) and call the model.
+func TestBlockedIsAGuardMatchThatWentNoFurther(t *testing.T) {
+	var v routerconv.Summary[string]
+	v.Add(&routerconv.Facts{Signals: routerconv.SigPIIHit}, identity)
+	reason, blocked := v.Blocked()
 	require.True(t, blocked)
 	require.Equal(t, routerconv.ReasonPII, reason)
-	v.Add(routerconv.Facts{Signals: routerconv.SigUpstream})
-	_, blocked = v.Blocked(true)
-	require.False(t, blocked, "a request that reached the model was not blocked")
+	v.Add(&routerconv.Facts{Signals: routerconv.SigPastGuards}, identity)
+	_, blocked = v.Blocked()
+	require.False(t, blocked, "a request that went past its guards was routed, not blocked")
+	require.True(t, v.PassedGuards())
+
+	var d routerconv.Summary[string]
+	d.Add(&routerconv.Facts{Signals: routerconv.SigBlocked, BlockReason: routerconv.ReasonGuard}, identity)
+	reason, _ = d.Blocked()
+	require.Equal(t, routerconv.ReasonGuard, reason, "era D's 403 alone names no guard")
+	d.Add(&routerconv.Facts{Signals: routerconv.SigJailbreakHit}, identity)
+	reason, _ = d.Blocked()
+	require.Equal(t, routerconv.ReasonJailbreak, reason, "the matched rule names it")
 }
 
 func TestIsLocalRoot(t *testing.T) {

@@ -3,6 +3,7 @@ package vsrsampler
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -83,11 +84,14 @@ type DecisionCacheConfig struct {
 }
 
 func percentageError(key string, p float64) error {
-	if p < 0 || p > 100 {
-		return fmt.Errorf("%s: must be within [0, 100], got %v", key, p)
+	if err := sampler.CheckPercentage(p); err != nil {
+		return fmt.Errorf("%s: %w", key, err)
 	}
 	return nil
 }
+
+// maxTraceBytesLimit bounds max_trace_bytes: a trace's buffer holds at most 4 GiB.
+const maxTraceBytesLimit = 1 << 31
 
 // Validate checks the configuration; each error names its key.
 func (cfg *Config) Validate() error {
@@ -102,8 +106,8 @@ func (cfg *Config) Validate() error {
 	add(cfg.SlowThreshold >= 0, "slow_threshold: must not be negative, got %v", cfg.SlowThreshold)
 	errs = append(errs, percentageError("default_percentage", cfg.DefaultPercentage))
 	add(cfg.MaxBufferBytes > 0, "max_buffer_bytes: must be positive, got %d", cfg.MaxBufferBytes)
-	add(cfg.MaxTraceBytes > 0 && cfg.MaxTraceBytes <= cfg.MaxBufferBytes,
-		"max_trace_bytes: must be positive and at most max_buffer_bytes (%d), got %d", cfg.MaxBufferBytes, cfg.MaxTraceBytes)
+	add(cfg.MaxTraceBytes > 0 && cfg.MaxTraceBytes <= min(cfg.MaxBufferBytes, maxTraceBytesLimit),
+		"max_trace_bytes: must be positive and at most max_buffer_bytes (%d) and 2 GiB, got %d", cfg.MaxBufferBytes, cfg.MaxTraceBytes)
 	add(cfg.MaxTraceSpans > 0, "max_trace_spans: must be positive, got %d", cfg.MaxTraceSpans)
 	add(cfg.DecisionCache.KeepEntries >= 0, "decision_cache.keep_entries: must not be negative, got %d", cfg.DecisionCache.KeepEntries)
 	add(cfg.DecisionCache.DropEntries >= 0, "decision_cache.drop_entries: must not be negative, got %d", cfg.DecisionCache.DropEntries)
@@ -111,6 +115,7 @@ func (cfg *Config) Validate() error {
 	add(cfg.Shards >= 0, "shards: must not be negative, got %d", cfg.Shards)
 	add(cfg.RescueWindow >= 0, "rescue_window: must not be negative, got %v", cfg.RescueWindow)
 	add(cfg.Spill.Directory == "" || cfg.Spill.MaxBytes > 0, "spill.max_bytes: must be positive when spill.directory is set, got %d", cfg.Spill.MaxBytes)
+	add(len(cfg.Rules) <= maxRules, "rules: at most %d rules, got %d", maxRules, len(cfg.Rules))
 	names := map[string]bool{}
 	for i, r := range cfg.Rules {
 		add(r.Name != "", "rules[%d].name: must not be empty", i)
@@ -122,12 +127,15 @@ func (cfg *Config) Validate() error {
 	}
 	if d := cfg.Dynamic; d.Enabled {
 		add(len(d.Keys) > 0, "dynamic.keys: must list at least one attribute key")
-		add(d.TargetTracesPerSecond > 0, "dynamic.target_traces_per_second: must be positive, got %v", d.TargetTracesPerSecond)
+		add(d.TargetTracesPerSecond > 0 && !math.IsInf(d.TargetTracesPerSecond, 1), "dynamic.target_traces_per_second: must be a positive number, got %v", d.TargetTracesPerSecond)
 		add(d.AdjustmentInterval > 0, "dynamic.adjustment_interval: must be positive, got %v", d.AdjustmentInterval)
 		add(d.MaxKeys > 0, "dynamic.max_keys: must be positive, got %d", d.MaxKeys)
 	}
 	return errors.Join(errs...)
 }
+
+// maxRules is how many rules a trace's first match can name.
+const maxRules = 255
 
 // coreConfig turns a validated Config into the core's.
 func (cfg *Config) coreConfig() sampler.Config {

@@ -1,6 +1,7 @@
 package vsrsampler
 
 import (
+	"math"
 	"path/filepath"
 	"testing"
 	"time"
@@ -38,11 +39,11 @@ func TestLoadConfig(t *testing.T) {
 		}},
 		{id: component.NewIDWithName(metadata.Type, "bad_rules"), wantErr: []string{
 			"rules[0].name: must not be empty", "rules[0].values: must list at least one value",
-			"rules[0].percentage: must be within [0, 100], got 101", `rules[2].name: "dup" is used by an earlier rule`,
+			"rules[0].percentage: must be a number within [0, 100], got 101", `rules[2].name: "dup" is used by an earlier rule`,
 		}},
 		{id: component.NewIDWithName(metadata.Type, "bad_everything"), wantErr: []string{
 			"grace: must be positive", "trace_timeout: must be longer than grace", "slow_threshold: must not be negative",
-			"default_percentage: must be within [0, 100]", "max_buffer_bytes: must be positive",
+			"default_percentage: must be a number within [0, 100]", "max_buffer_bytes: must be positive",
 			"max_trace_bytes: must be positive and at most max_buffer_bytes", "max_trace_spans: must be positive",
 			"decision_cache.keep_entries: must not be negative", "service_names:", "shards: must not be negative",
 			"dynamic.keys:", "dynamic.target_traces_per_second:", "rescue_window: must not be negative",
@@ -67,4 +68,21 @@ func TestLoadConfig(t *testing.T) {
 			assert.Equal(t, tt.want, cfg)
 		})
 	}
+}
+
+// NaN compares false with every bound: it must not pass for a percentage ("never sample").
+func TestNonFinitePercentagesAreRefused(t *testing.T) {
+	for _, p := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		cfg := createDefaultConfig().(*Config)
+		cfg.DefaultPercentage = p
+		cfg.Rules = []RuleConfig{{Name: "r", Attribute: "a", Values: []string{"v"}, Percentage: p}}
+		err := cfg.Validate()
+		require.Error(t, err, "%v", p)
+		assert.Contains(t, err.Error(), "default_percentage:")
+		assert.Contains(t, err.Error(), "rules[0].percentage:")
+	}
+	cfg := createDefaultConfig().(*Config)
+	cfg.Dynamic.Enabled = true
+	cfg.Dynamic.TargetTracesPerSecond = math.NaN()
+	assert.ErrorContains(t, cfg.Validate(), "dynamic.target_traces_per_second:")
 }

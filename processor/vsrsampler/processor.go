@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -14,7 +12,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processorhelper"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
@@ -30,17 +27,23 @@ const (
 )
 
 type samplerProcessor struct {
-	cfg *Config
-	// spillDir is this instance's spill subdirectory; empty without a spill.
-	spillDir  string
+	cfg       *Config
+	id        component.ID
 	logger    *zap.Logger
 	next      consumer.Traces
 	core      *sampler.Sampler
 	spill     *spill.Store
 	telemetry *metadata.TelemetryBuilder
+	observer  *observer
 	tick      time.Duration
-	stop      chan struct{}
+	// released holds kept spans the next component refused, for redelivery.
+	released *redelivery
+	// runCtx is the context of the timer's sends; shutdown cancels it.
+	runCtx    context.Context
+	cancelRun context.CancelFunc
 	done      chan struct{}
+	shutOnce  sync.Once
+	shutErr   error
 }
 
 func newSamplerProcessor(set processor.Settings, cfg *Config, next consumer.Traces) (*samplerProcessor, error) {
@@ -48,36 +51,34 @@ func newSamplerProcessor(set processor.Settings, cfg *Config, next consumer.Trac
 	if err != nil {
 		return nil, err
 	}
-	p := &samplerProcessor{
+	return &samplerProcessor{
 		cfg:       cfg,
+		id:        set.ID,
 		logger:    set.Logger,
 		next:      next,
 		telemetry: tb,
+		observer:  newObserver(tb, cfg.Rules, set.Logger),
 		tick:      min(max(cfg.Grace/10, minTick), maxTick),
-	}
-	if cfg.Spill.Directory != "" {
-		// One subdirectory per processor instance: each clears its own at start.
-		p.spillDir = filepath.Join(cfg.Spill.Directory, strings.ReplaceAll(set.ID.String(), "/", "_"))
-	}
-	return p, nil
+	}, nil
 }
 
 // newCore opens the spill, if any, and the core: at start, so that validating a configuration
 // touches no disk.
 func (p *samplerProcessor) newCore() error {
 	coreCfg := p.cfg.coreConfig()
-	if p.spillDir != "" {
+	if dir := p.cfg.Spill.Directory; dir != "" {
 		var err error
-		if p.spill, err = spill.Open(p.spillDir, p.cfg.Spill.MaxBytes); err != nil {
+		if p.spill, err = spill.Open(dir, p.id.String(), p.cfg.Spill.MaxBytes); err != nil {
 			return fmt.Errorf("spill.directory: %w", err)
 		}
 		coreCfg.Spill = p.spill
 	}
-	core, err := sampler.New(coreCfg, newObserver(p.telemetry, p.cfg.Rules, p.logger))
+	core, err := sampler.New(coreCfg, p.observer)
 	if err != nil {
 		return errors.Join(err, p.closeSpill())
 	}
 	p.core = core
+	p.released = newRedelivery(p.next, core, p.cfg.MaxBufferBytes, p.releaseFailed)
 	return nil
 }
 
@@ -92,7 +93,17 @@ func (p *samplerProcessor) start(context.Context, component.Host) error {
 	if err := p.newCore(); err != nil {
 		return err
 	}
-	err := errors.Join(
+	if err := p.registerGauges(); err != nil {
+		return errors.Join(err, p.closeSpill())
+	}
+	p.runCtx, p.cancelRun = context.WithCancel(context.Background())
+	p.done = make(chan struct{})
+	go p.run()
+	return nil
+}
+
+func (p *samplerProcessor) registerGauges() error {
+	return errors.Join(
 		p.telemetry.RegisterProcessorVsrSamplerBufferedBytesCallback(func(_ context.Context, o metric.Int64Observer) error {
 			bytes, _ := p.core.Held()
 			o.Observe(bytes)
@@ -103,66 +114,64 @@ func (p *samplerProcessor) start(context.Context, component.Host) error {
 			o.Observe(traces)
 			return nil
 		}),
+		p.telemetry.RegisterProcessorVsrSamplerMemoryBytesCallback(func(_ context.Context, o metric.Int64Observer) error {
+			for part, set := range p.observer.parts {
+				o.Observe(p.core.Memory(sampler.Part(part)), set)
+			}
+			return nil
+		}),
 		p.telemetry.RegisterProcessorVsrSamplerSpillBytesCallback(func(_ context.Context, o metric.Int64Observer) error {
 			if p.spill != nil {
 				o.Observe(p.spill.OnDisk())
 			}
 			return nil
 		}))
-	if err != nil {
-		return err
-	}
-	p.stop, p.done = make(chan struct{}), make(chan struct{})
-	go p.run()
-	return nil
 }
 
-// run decides the traces whose grace period or timeout has passed.
+// run decides the traces whose grace period or timeout has passed, and redelivers what the
+// next component refused.
 func (p *samplerProcessor) run() {
 	defer close(p.done)
 	ticker := time.NewTicker(p.tick)
 	defer ticker.Stop()
 	for {
 		select {
-		case <-p.stop:
+		case <-p.runCtx.Done():
 			return
 		case now := <-ticker.C:
-			p.release(context.Background(), p.core.Tick(now))
+			p.released.retry(p.runCtx, now)
+			p.released.send(p.runCtx, p.core.Tick(now), now)
 		}
 	}
 }
 
-// release sends spans a timer or shutdown decided to keep.
-func (p *samplerProcessor) release(ctx context.Context, td ptrace.Traces) {
-	n := td.SpanCount()
-	if n == 0 {
-		return
-	}
-	if err := p.next.ConsumeTraces(ctx, td); err != nil {
-		p.telemetry.ProcessorVsrSamplerReleaseFailures.Add(ctx, int64(n))
-		p.logger.Error("next component refused kept spans", zap.Int("spans", n), zap.Error(err))
-	}
+func (p *samplerProcessor) releaseFailed(ctx context.Context, spans int, err error) {
+	p.telemetry.ProcessorVsrSamplerReleaseFailures.Add(ctx, int64(spans))
+	p.logger.Error("kept spans lost: the next component refused them until the end of their redelivery",
+		zap.Int("spans", spans), zap.Error(err))
 }
 
-// shutdown decides everything still buffered and sends what is kept, within ctx.
+// shutdown stops the timer, decides everything still buffered and delivers what is kept,
+// within ctx. It is safe without a start and when called twice.
 func (p *samplerProcessor) shutdown(ctx context.Context) error {
-	if p.stop != nil {
-		close(p.stop)
-		<-p.done
-	}
+	p.shutOnce.Do(func() { p.shutErr = p.shutdownOnce(ctx) })
+	return p.shutErr
+}
+
+func (p *samplerProcessor) shutdownOnce(ctx context.Context) error {
+	defer p.telemetry.Shutdown()
 	if p.core == nil { // never started
-		p.telemetry.Shutdown()
 		return nil
 	}
-	td := p.core.Flush(time.Now())
-	var err error
-	if n := td.SpanCount(); n > 0 {
-		if err = p.next.ConsumeTraces(ctx, td); err != nil {
-			p.telemetry.ProcessorVsrSamplerReleaseFailures.Add(ctx, int64(n))
-			err = fmt.Errorf("flushing %d kept spans at shutdown: %w", n, err)
-		}
+	p.cancelRun()
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return fmt.Errorf("vsr_sampler: the timer did not stop before the shutdown deadline: %w", ctx.Err())
 	}
-	p.telemetry.Shutdown()
+	now := time.Now()
+	p.released.send(ctx, p.core.Flush(now), now)
+	err := p.released.drain(ctx)
 	return errors.Join(err, p.closeSpill())
 }
 
@@ -172,7 +181,11 @@ func (p *samplerProcessor) processTraces(ctx context.Context, td ptrace.Traces) 
 			return td, err
 		}
 	}
-	out := p.core.Consume(td, time.Now())
+	now := time.Now()
+	out, released := p.core.Consume(td, now)
+	// Spans released from earlier batches go in their own call: a refusal of this batch makes
+	// its sender retry it, but not them.
+	p.released.send(ctx, released, now)
 	if out.SpanCount() == 0 {
 		return out, processorhelper.ErrSkipProcessingData
 	}
@@ -202,82 +215,5 @@ func (p *samplerProcessor) waitForRoom(ctx context.Context) error {
 			return errBufferFull
 		case <-timer.C:
 		}
-	}
-}
-
-// observer turns the core's events into the processor's telemetry. Attribute sets are built
-// once: recording allocates nothing.
-type observer struct {
-	tb     *metadata.TelemetryBuilder
-	logger *zap.Logger
-	// spillWarned: the first spill failure is logged, the rest counted.
-	spillWarned atomic.Bool
-	// reasons are the reason labels; reasonAt[r] is where reason r's start (rules have one each).
-	reasons  []string
-	reasonAt [sampler.NumReasons]int
-	traces   [2][][sampler.NumTriggers]metric.AddOption
-	spans    [2][]metric.AddOption
-	latency  [sampler.NumTriggers]metric.RecordOption
-	late     [sampler.NumLateOutcomes]metric.AddOption
-}
-
-func newObserver(tb *metadata.TelemetryBuilder, rules []RuleConfig, logger *zap.Logger) *observer {
-	o := &observer{tb: tb, logger: logger}
-	for r := range sampler.NumReasons {
-		o.reasonAt[r] = len(o.reasons)
-		if r != sampler.ReasonRule {
-			o.reasons = append(o.reasons, r.String())
-			continue
-		}
-		for _, rule := range rules {
-			o.reasons = append(o.reasons, "rule:"+rule.Name)
-		}
-	}
-	for d, decision := range []string{"dropped", "kept"} {
-		o.traces[d] = make([][sampler.NumTriggers]metric.AddOption, len(o.reasons))
-		o.spans[d] = make([]metric.AddOption, len(o.reasons))
-		for i, reason := range o.reasons {
-			base := []attribute.KeyValue{attribute.String("decision", decision), attribute.String("reason", reason)}
-			o.spans[d][i] = metric.WithAttributeSet(attribute.NewSet(base...))
-			for tr := range sampler.NumTriggers {
-				o.traces[d][i][tr] = metric.WithAttributeSet(attribute.NewSet(append(base, attribute.String("trigger", tr.String()))...))
-			}
-		}
-	}
-	for tr := range sampler.NumTriggers {
-		o.latency[tr] = metric.WithAttributeSet(attribute.NewSet(attribute.String("trigger", tr.String())))
-	}
-	for l := range sampler.NumLateOutcomes {
-		o.late[l] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", l.String())))
-	}
-	return o
-}
-
-func (o *observer) Decided(d sampler.Decision, trigger sampler.Trigger, spans int, latency time.Duration) {
-	ctx := context.Background()
-	kept, reason := 0, o.reasonAt[d.Reason]
-	if d.Reason == sampler.ReasonRule {
-		reason += d.Rule
-	}
-	if d.Keep {
-		kept = 1
-	}
-	o.tb.ProcessorVsrSamplerTracesDecided.Add(ctx, 1, o.traces[kept][reason][trigger])
-	o.tb.ProcessorVsrSamplerSpansDecided.Add(ctx, int64(spans), o.spans[kept][reason])
-	o.tb.ProcessorVsrSamplerDecisionLatency.Record(ctx, float64(latency)/float64(time.Millisecond), o.latency[trigger])
-}
-
-func (o *observer) LateSpan(l sampler.LateOutcome) {
-	o.tb.ProcessorVsrSamplerLateSpans.Add(context.Background(), 1, o.late[l])
-}
-
-func (o *observer) DuplicateSpan() {
-	o.tb.ProcessorVsrSamplerDuplicateSpans.Add(context.Background(), 1)
-}
-
-func (o *observer) SpillFailed(err error) {
-	o.tb.ProcessorVsrSamplerSpillFailures.Add(context.Background(), 1)
-	if !o.spillWarned.Swap(true) {
-		o.logger.Warn("spill failed; traces over max_buffer_bytes are decided early instead (counted in processor_vsr_sampler_spill_failures)", zap.Error(err))
 	}
 }

@@ -54,20 +54,29 @@ func TestProcessorPaths(t *testing.T) {
 	ctx := context.Background()
 
 	// The processor takes ownership of what it consumes: count spans before handing them over.
+	// An era C block shows only by what does not follow: its spans leave at once, its root
+	// with the verdict once the grace period says nothing follows.
 	blocked := simulate(routerconv.EraC, routersim.OutcomeJailbreak, "other", 1)
 	nBlocked := blocked.SpanCount()
 	require.NoError(t, p.ConsumeTraces(ctx, blocked.Traces))
-	require.Equal(t, nBlocked, sink.SpanCount(), "a block leaves in the same call")
+	require.Equal(t, nBlocked-1, sink.SpanCount(), "a block leaves in the same call, but for its root")
+	require.Eventually(t, func() bool { return sink.SpanCount() == nBlocked }, 5*time.Second, 10*time.Millisecond)
+	root := lastRoot(t, sink)
+	assert.Equal(t, "blocked", root.Attributes().AsRaw()["security.action"])
 
-	// A trace whose upstream call names a parent that never arrives waits for its grace period.
-	gapped := simulate(routerconv.EraC, routersim.OutcomeOK, "math", 2)
-	spans := gapped.Spans()
-	parent := spans.At(spans.Len() - 1).ParentSpanID()
-	spans.RemoveIf(func(s ptrace.Span) bool { return s.SpanID() == parent })
-	nGapped := gapped.SpanCount()
-	require.NoError(t, p.ConsumeTraces(ctx, gapped.Traces))
-	require.Equal(t, nBlocked, sink.SpanCount(), "a trace missing a span waits for its grace period")
-	require.Eventually(t, func() bool { return sink.SpanCount() == nBlocked+nGapped },
+	// Another service's trace, whose root does not tell whether more will come, waits for its
+	// grace period.
+	other := simulate(routerconv.EraD, routersim.OutcomeOK, "math", 2)
+	other.Traces.ResourceSpans().At(0).Resource().Attributes().PutStr("service.name", "checkout")
+	other.Traces.ResourceSpans().At(0).ScopeSpans().At(0).Scope().SetName("checkout")
+	for _, s := range other.Spans().All() {
+		s.SetName("work")
+		s.Attributes().PutStr("category.name", "math")
+	}
+	nOther := other.SpanCount()
+	require.NoError(t, p.ConsumeTraces(ctx, other.Traces))
+	require.Equal(t, nBlocked, sink.SpanCount(), "a trace not known complete waits for its grace period")
+	require.Eventually(t, func() bool { return sink.SpanCount() == nBlocked+nOther },
 		5*time.Second, 10*time.Millisecond, "the timer ends the grace period")
 
 	pending := simulate(routerconv.EraC, routersim.OutcomeOK, "math", 3) // era D has no category.name
@@ -154,7 +163,7 @@ func TestSpill(t *testing.T) {
 				tr.Spans().RemoveIf(func(s ptrace.Span) bool { return routerconv.IsLocalRoot(s) })
 				require.NoError(t, p.ConsumeTraces(context.Background(), tr.Traces))
 			}
-			segments, err := filepath.Glob(filepath.Join(cfg.Spill.Directory, "vsr_sampler", "*.spill"))
+			segments, err := filepath.Glob(filepath.Join(cfg.Spill.Directory, "vsr_sampler-*", "*.spill"))
 			require.NoError(t, err)
 			m, err := tt.GetMetric("otelcol_processor_vsr_sampler_spill_bytes")
 			require.NoError(t, err)
@@ -169,9 +178,29 @@ func TestSpill(t *testing.T) {
 				assert.NoError(t, err, "failures recorded")
 			}
 			require.NoError(t, p.Shutdown(context.Background()))
-			segments, err = filepath.Glob(filepath.Join(cfg.Spill.Directory, "vsr_sampler", "*.spill"))
+			segments, err = filepath.Glob(filepath.Join(cfg.Spill.Directory, "*", "*"))
 			require.NoError(t, err)
 			assert.Empty(t, segments)
 		})
 	}
+}
+
+// lastRoot is the last local root the sink received.
+func lastRoot(t *testing.T, sink *consumertest.TracesSink) ptrace.Span {
+	t.Helper()
+	var root ptrace.Span
+	found := false
+	for _, td := range sink.AllTraces() {
+		for _, rs := range td.ResourceSpans().All() {
+			for _, ss := range rs.ScopeSpans().All() {
+				for _, s := range ss.Spans().All() {
+					if routerconv.IsLocalRoot(s) {
+						root, found = s, true
+					}
+				}
+			}
+		}
+	}
+	require.True(t, found, "no root received")
+	return root
 }

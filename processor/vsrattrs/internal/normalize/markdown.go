@@ -31,6 +31,10 @@ func SchemaMarkdown() string {
 		switch {
 		case a.Resource:
 			notes = "resource; " + notes
+		case a.Event:
+			notes = "span event; " + notes
+		case a.Summary:
+			notes = "summary (vsr_sampler); " + notes
 		case a.Derived:
 			notes = "derived; " + notes
 		}

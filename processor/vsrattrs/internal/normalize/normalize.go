@@ -106,13 +106,10 @@ type Stats struct {
 	Traces [routerconv.EraD + 1]int
 }
 
-const hashPrefix = "hmac-sha256:"
-
 // source is where a key sends its value.
 type source struct {
 	attr *Attr
 	conv Conv
-	eras [2]routerconv.Era
 	// legacy is set when the key is an older name of attr.Key.
 	legacy bool
 }
@@ -120,28 +117,33 @@ type source struct {
 // Normalizer rewrites router spans into the canonical schema. It is safe for concurrent use.
 type Normalizer struct {
 	opts            Options
-	services        map[string]bool
+	services        routerconv.Services
 	spanSources     map[string]source
 	resourceSources map[string]source
-	// allowed are the keys outside the schema that allow-list mode keeps.
-	allowed map[string]bool
-	pool    sync.Pool
+	// allowed are the keys outside the schema that allow-list mode keeps; allowedEvent, the
+	// keys of span events it keeps.
+	allowed, allowedEvent map[string]bool
+	redaction             redactionRules
+	pool                  sync.Pool
 }
 
 // New returns a Normalizer for opts.
 func New(opts Options) *Normalizer {
 	n := &Normalizer{
 		opts:            opts,
-		services:        map[string]bool{},
+		services:        routerconv.NewServices(opts.ServiceNames),
 		spanSources:     map[string]source{},
 		resourceSources: map[string]source{},
 		allowed:         map[string]bool{},
-	}
-	for _, s := range opts.ServiceNames {
-		n.services[s] = true
+		allowedEvent:    map[string]bool{},
+		redaction:       newRedactionRules(),
 	}
 	for i := range Schema {
 		a := &Schema[i]
+		if a.Event {
+			n.allowedEvent[a.Key] = true
+			continue
+		}
 		sources := n.spanSources
 		if a.Resource {
 			sources = n.resourceSources
@@ -150,13 +152,14 @@ func New(opts Options) *Normalizer {
 		if a.Key == "url.path" {
 			conv = ConvSplitQuery
 		}
-		sources[a.Key] = source{attr: a, conv: conv, eras: a.Eras}
+		sources[a.Key] = source{attr: a, conv: conv}
 		for _, l := range a.Legacy {
-			sources[l.Key] = source{attr: a, conv: l.Conv, eras: l.Eras, legacy: true}
+			sources[l.Key] = source{attr: a, conv: l.Conv, legacy: true}
 		}
 	}
 	for _, k := range opts.AllowedKeys {
 		n.allowed[k] = true
+		n.allowedEvent[k] = true
 	}
 	if opts.Prompts == ActionHash && len(opts.HashKey) == 0 {
 		n.opts.Prompts = ActionDrop
@@ -182,7 +185,6 @@ type work struct {
 	writes  []write
 	removes []string
 	issues  []string
-	eras    [2]routerconv.Era
 	// Per batch.
 	traces  map[pcommon.TraceID]*traceFacts
 	spare   []*traceFacts
@@ -195,33 +197,24 @@ type write struct {
 	v   value
 }
 
-// traceFacts is what the spans of one trace in the batch tell about the whole request.
+// traceFacts is what the batch's spans of one trace tell: whether its router root is here,
+// for parse_request, and its era, for telemetry. Facts about the whole request are written
+// by vsr_sampler, which sees every span of the trace.
 type traceFacts struct {
-	root          ptrace.Span
-	hasRoot       bool
-	spans         int
-	selectedModel string
-	originalModel string
-	category      string
-	cacheHit      bool
-	cacheKnown    bool
-	verdict       routerconv.Verdict
-	maxEnd        pcommon.Timestamp
-	eras          [2]routerconv.Era
-	erasKnown     bool
-	// modelessLLMs are era A upstream spans, which name no model: they get the routed one.
-	modelessLLMs []ptrace.Span
+	hasRoot bool
+	spans   int
+	eras    [2]routerconv.Era
 }
 
-// Traces normalizes every router span of td in place. It never removes a span.
+// Traces normalizes every router span of td in place, and redacts personal data on every
+// span, event, scope and resource. It never removes a span.
 func (n *Normalizer) Traces(td ptrace.Traces) Stats {
 	var stats Stats
 	w := n.pool.Get().(*work)
 	w.n, w.stats = n, &stats
 	defer func() {
 		for _, tf := range w.traces {
-			clear(tf.modelessLLMs)
-			*tf = traceFacts{modelessLLMs: tf.modelessLLMs[:0]}
+			*tf = traceFacts{}
 			w.spare = append(w.spare, tf)
 		}
 		clear(w.traces)
@@ -231,13 +224,11 @@ func (n *Normalizer) Traces(td ptrace.Traces) Stats {
 	}()
 
 	for _, rs := range td.ResourceSpans().All() {
-		routerResource := false
-		if name, ok := rs.Resource().Attributes().Get("service.name"); ok {
-			routerResource = n.services[name.AsString()]
-		}
+		routerResource := n.services.Router(rs.Resource())
 		holdsRouterSpans := false
 		for _, ss := range rs.ScopeSpans().All() {
-			routerScope := routerResource || ss.Scope().Name() == routerconv.TracerName
+			routerScope := n.services.RouterScope(rs.Resource(), ss.Scope())
+			w.redactOnly(ss.Scope().Attributes(), routerScope)
 			for _, span := range ss.Spans().All() {
 				switch {
 				case routerScope || routerconv.IsRouterSpanName(span.Name()):
@@ -245,22 +236,28 @@ func (n *Normalizer) Traces(td ptrace.Traces) Stats {
 					holdsRouterSpans = true
 				case span.Name() == "parse_request":
 					w.pending = append(w.pending, span)
+				default:
+					w.foreign(span)
 				}
 			}
 		}
 		if routerResource || holdsRouterSpans {
 			w.attributes(rs.Resource().Attributes(), n.resourceSources, true)
 			w.apply(rs.Resource().Attributes())
+		} else {
+			w.redactOnly(rs.Resource().Attributes(), false)
 		}
 	}
 	// parse_request has no prefix: it is the router's when its trace has a router root.
 	for _, span := range w.pending {
 		if tf := w.traces[span.TraceID()]; tf != nil && tf.hasRoot {
 			w.span(span)
+		} else {
+			w.foreign(span)
 		}
 	}
 	for _, tf := range w.traces {
-		w.summarize(tf)
+		stats.Traces[routerconv.SingleEra(tf.eras)]++
 	}
 	return stats
 }

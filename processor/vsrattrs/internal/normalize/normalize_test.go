@@ -263,3 +263,91 @@ func TestMaxIssuesBound(t *testing.T) {
 	assert.Len(t, issuesOf(span), 3)
 	assert.Equal(t, 9, stats.Issues[IssueInvalid], "counters see every issue")
 }
+
+// Only the exact format this processor writes passes as already hashed: a prompt or user ID
+// that merely starts like one is hashed like any other value.
+func TestRedactionAcceptsOnlyItsOwnHashFormat(t *testing.T) {
+	n := New(defaultOptions())
+	own := func() string {
+		td, span, _ := routerSpan("semantic_router.cache.lookup")
+		span.Attributes().PutStr("cache.key", "a prompt")
+		n.Traces(td)
+		v, _ := span.Attributes().Get("cache.key")
+		return v.Str()
+	}()
+	for _, in := range []string{
+		"hmac-sha256:my password is hunter2",
+		"hmac-sha256:" + strings.Repeat("A", 32),
+		"hmac-sha256:" + strings.Repeat("0", 31),
+		"hmac-sha256:" + strings.Repeat("0", 33),
+	} {
+		td, span, _ := routerSpan("semantic_router.cache.lookup")
+		span.Attributes().PutStr("cache.key", in)
+		span.Attributes().PutStr("user.id", in)
+		n.Traces(td)
+		for _, k := range []string{"cache.key", "user.id"} {
+			v, _ := span.Attributes().Get(k)
+			assert.NotEqual(t, in, v.Str(), "%s %q passed unredacted", k, in)
+			assert.Len(t, v.Str(), len(own))
+		}
+	}
+	td, span, _ := routerSpan("semantic_router.cache.lookup")
+	span.Attributes().PutStr("cache.key", own)
+	n.Traces(td)
+	v, _ := span.Attributes().Get("cache.key")
+	assert.Equal(t, own, v.Str(), "a value hashed by an earlier collector is not hashed twice")
+}
+
+// Personal data is found wherever it is recorded: span events and links, scope and
+// resource attributes, under any letter case, under numbered keys, and on the spans of
+// other services (a model server's), except router-only keys such as cache.key.
+func TestRedactionEverywhere(t *testing.T) {
+	td, span, res := routerSpan("semantic_router.upstream.request")
+	scope := td.ResourceSpans().At(0).ScopeSpans().At(0).Scope()
+	scope.Attributes().PutStr("user.id", "scope-user")
+	res.PutStr("Session.ID", "resource-session")
+	span.Attributes().PutStr("CACHE.KEY", "odd-case prompt")
+	span.Attributes().PutStr("gen_ai.prompt.0.content", "indexed prompt")
+	ev := span.Events().AppendEmpty()
+	ev.SetName("gen_ai.content.prompt")
+	ev.Attributes().PutStr("gen_ai.prompt", "event prompt")
+	ev.Attributes().PutStr("exception.type", "kept")
+	link := span.Links().AppendEmpty()
+	link.Attributes().PutStr("enduser.id", "link-user")
+
+	model := td.ResourceSpans().AppendEmpty()
+	model.Resource().Attributes().PutStr("service.name", "vllm")
+	ms := model.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	ms.SetName("chat qwen3-8b")
+	ms.Attributes().PutStr("gen_ai.input.messages", "model server prompt")
+	ms.Attributes().PutStr("cache.key", "not a prompt outside the router")
+	mev := ms.Events().AppendEmpty()
+	mev.SetName("gen_ai.content.completion")
+	mev.Attributes().PutStr("GEN_AI.COMPLETION", "model server completion")
+
+	New(defaultOptions()).Traces(td)
+	raw, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+	require.NoError(t, err)
+	for _, secret := range []string{"scope-user", "resource-session", "odd-case prompt", "indexed prompt", "event prompt",
+		"link-user", "model server prompt", "model server completion"} {
+		assert.NotContains(t, string(raw), secret)
+	}
+	assert.Contains(t, string(raw), "not a prompt outside the router")
+	assert.Equal(t, "kept", ev.Attributes().AsRaw()["exception.type"])
+}
+
+// In allow-list mode, a router span's event attributes outside the schema's event keys and
+// allowed_keys go too.
+func TestAllowListCoversEvents(t *testing.T) {
+	td, span, _ := routerSpan("semantic_router.signal.evaluation")
+	ev := span.Events().AppendEmpty()
+	ev.SetName("exception")
+	ev.Attributes().PutStr("exception.type", "x")
+	ev.Attributes().PutStr("exception.message", "failed on: the user's prompt")
+	ev.Attributes().PutStr("custom.team", "a")
+	opts := defaultOptions()
+	opts.AllowListOnly = true
+	opts.AllowedKeys = []string{"custom.team"}
+	New(opts).Traces(td)
+	assert.Equal(t, map[string]any{"exception.type": "x", "custom.team": "a"}, ev.Attributes().AsRaw())
+}

@@ -58,8 +58,6 @@ const (
 type Source struct {
 	Key  string
 	Conv Conv
-	// Eras is the range of router eras that send this key, for era detection.
-	Eras [2]routerconv.Era
 }
 
 // Attr is one canonical attribute: its key, type and unit, the older keys it replaces, and
@@ -68,9 +66,7 @@ type Attr struct {
 	Key  string
 	Type Type
 	// Unit is the UCUM unit of a number ("ms" for durations).
-	Unit string
-	// Eras is the range of eras whose router sends the key itself (zero: derived here).
-	Eras   [2]routerconv.Era
+	Unit   string
 	Legacy []Source
 	// Enum lists the allowed values after case folding; other values are kept and flagged.
 	Enum []string
@@ -80,28 +76,28 @@ type Attr struct {
 	// Float32 values are router float32 fields widened to float64: 0.800000011920929 → 0.8.
 	Float32 bool
 	// Set makes a string slice sorted and free of duplicates.
-	Set      bool
-	Redact   Redact
-	Resource bool
-	// Derived attributes are written by vsr_attributes from what the router sent.
+	Set    bool
+	Redact Redact
+	// Indexed personal data also comes under numbered keys: gen_ai.prompt.0.content.
+	Indexed bool
+	// RouterOnly personal data is personal only on the router's spans (cache.key is its prompt);
+	// other redaction rules apply to every span, event, scope and resource the collector sees.
+	RouterOnly bool
+	Resource   bool
+	// Event attributes are keys of span events, kept in allow-list mode.
+	Event bool
+	// Derived attributes are written by vsr_attributes from what the router sent; Summary
+	// ones by vsr_sampler on the root, from the whole trace.
 	Derived bool
+	Summary bool
 	Doc     string
 }
-
-var (
-	eraA  = [2]routerconv.Era{routerconv.EraA, routerconv.EraA}
-	eraAC = [2]routerconv.Era{routerconv.EraA, routerconv.EraC}
-	eraAB = [2]routerconv.Era{routerconv.EraA, routerconv.EraB}
-	eraBD = [2]routerconv.Era{routerconv.EraB, routerconv.EraD}
-	eraCD = [2]routerconv.Era{routerconv.EraC, routerconv.EraD}
-	eraD  = [2]routerconv.Era{routerconv.EraD, routerconv.EraD}
-)
 
 // Schema is the canonical VSR span schema. Every key any router era sends is either a row's
 // Key or one of its Legacy sources. The README's reference table is rendered from it.
 var Schema = []Attr{
 	// Resource.
-	{Key: "deployment.environment.name", Resource: true, Legacy: []Source{{Key: "deployment.environment", Eras: eraAC}}, Eras: eraD,
+	{Key: "deployment.environment.name", Resource: true, Legacy: []Source{{Key: "deployment.environment"}},
 		Doc: "Deployment environment; the stable semconv key."},
 
 	// Request (root span).
@@ -111,85 +107,85 @@ var Schema = []Attr{
 	{Key: "url.path", Legacy: []Source{{Key: "http.path", Conv: ConvSplitQuery}},
 		Doc: "Request path without the query string (era D sends a bounded template)."},
 	{Key: "url.query", Derived: true, Doc: "Query string split off the path; values are redacted unless `url_query: keep`."},
-	{Key: "http.response.status_code", Type: TypeInt, Legacy: []Source{{Key: "http.status_code", Eras: eraCD}},
+	{Key: "http.response.status_code", Type: TypeInt, Legacy: []Source{{Key: "http.status_code"}},
 		Doc: "HTTP status: the upstream's on upstream.request, the client's on the era D root."},
-	{Key: "traffic.kind", Eras: eraD, Case: CaseLower, Enum: []string{"inference", "inference_internal", "response_object", "catalog", "health", "other"},
+	{Key: "traffic.kind", Case: CaseLower, Enum: []string{"inference", "inference_internal", "response_object", "catalog", "health", "other"},
 		Doc: "What kind of traffic the request is."},
-	{Key: "request.outcome", Eras: eraD, Case: CaseLower, Enum: []string{"success", "client_error", "server_error", "error", "canceled", "timeout", "incomplete"},
+	{Key: "request.outcome", Case: CaseLower, Enum: []string{"success", "client_error", "server_error", "error", "canceled", "timeout", "incomplete"},
 		Doc: "How the request ended."},
-	{Key: "routing.entrypoint", Eras: eraD, Doc: "API entrypoint that received the request."},
-	{Key: "routing.recipe", Eras: eraD, Doc: "Routing recipe applied."},
-	{Key: "routing.algorithm", Eras: eraD, Doc: "Algorithm of a decision or plugin."},
-	{Key: "response.streaming", Type: TypeBool, Eras: eraD, Doc: "Whether the response is streamed."},
-	{Key: "response.streaming_complete", Type: TypeBool, Eras: eraD, Doc: "Whether a streamed response completed."},
+	{Key: "routing.entrypoint", Doc: "API entrypoint that received the request."},
+	{Key: "routing.recipe", Doc: "Routing recipe applied."},
+	{Key: "routing.algorithm", Doc: "Algorithm of a decision or plugin."},
+	{Key: "response.streaming", Type: TypeBool, Doc: "Whether the response is streamed."},
+	{Key: "response.streaming_complete", Type: TypeBool, Doc: "Whether a streamed response completed."},
 
 	// Guards.
-	{Key: "jailbreak.detected", Type: TypeBool, Eras: eraAC, Doc: "Jailbreak guard matched."},
-	{Key: "jailbreak.type", Eras: eraAC, Doc: "Kind of jailbreak detected."},
-	{Key: "jailbreak.detection_time_ms", Type: TypeInt, Unit: "ms", Duration: true, Eras: eraAC, Doc: "Jailbreak guard latency."},
-	{Key: "pii.detected", Type: TypeBool, Eras: eraAC, Doc: "PII guard matched."},
-	{Key: "pii.types", Type: TypeStringSlice, Case: CaseUpper, Set: true, Eras: eraAC,
+	{Key: "jailbreak.detected", Type: TypeBool, Doc: "Jailbreak guard matched."},
+	{Key: "jailbreak.type", Doc: "Kind of jailbreak detected."},
+	{Key: "jailbreak.detection_time_ms", Type: TypeInt, Unit: "ms", Duration: true, Doc: "Jailbreak guard latency."},
+	{Key: "pii.detected", Type: TypeBool, Doc: "PII guard matched."},
+	{Key: "pii.types", Type: TypeStringSlice, Case: CaseUpper, Set: true,
 		Doc: "PII entity types; era A's comma-joined string becomes a sorted, de-duplicated list."},
-	{Key: "pii.detection_time_ms", Type: TypeInt, Unit: "ms", Duration: true, Eras: eraAC, Doc: "PII guard latency."},
-	{Key: "security.action", Case: CaseLower, Enum: []string{"blocked", "allowed"}, Eras: eraAC,
+	{Key: "pii.detection_time_ms", Type: TypeInt, Unit: "ms", Duration: true, Doc: "PII guard latency."},
+	{Key: "security.action", Case: CaseLower, Enum: []string{"blocked", "allowed"}, Summary: true,
 		Doc: "Guard verdict; on the root, derived from every era's block signals."},
-	{Key: "security.reason", Case: CaseLower, Enum: []string{routerconv.ReasonJailbreak, routerconv.ReasonPII, routerconv.ReasonGuard}, Derived: true,
+	{Key: "security.reason", Case: CaseLower, Enum: []string{routerconv.ReasonJailbreak, routerconv.ReasonPII, routerconv.ReasonGuard}, Summary: true,
 		Doc: "Which guard blocked: `guard` when the router does not say (era D)."},
 
 	// Cache.
-	{Key: "cache.key", Redact: RedactPrompt, Eras: eraAC, Doc: "The raw user prompt: hashed or removed (`redaction.prompts`)."},
-	{Key: "cache.hit", Type: TypeBool, Eras: eraAC, Doc: "Semantic cache hit; on the root, copied from the cache span."},
-	{Key: "cache.lookup_time_ms", Type: TypeInt, Unit: "ms", Duration: true, Eras: eraAC, Doc: "Cache lookup latency."},
-	{Key: "cache.threshold", Type: TypeDouble, Float32: true, Eras: eraAC, Doc: "Similarity threshold, float32 artefacts rounded."},
-	{Key: "category.name", Eras: eraAC, Doc: "Classified category; on the root, copied from the span that classified."},
+	{Key: "cache.key", Redact: RedactPrompt, RouterOnly: true, Doc: "The raw user prompt: hashed or removed (`redaction.prompts`)."},
+	{Key: "cache.hit", Type: TypeBool, Summary: true, Doc: "Semantic cache hit; on the root, from the cache span or plugin result."},
+	{Key: "cache.lookup_time_ms", Type: TypeInt, Unit: "ms", Duration: true, Doc: "Cache lookup latency."},
+	{Key: "cache.threshold", Type: TypeDouble, Float32: true, Doc: "Similarity threshold, float32 artefacts rounded."},
+	{Key: "category.name", Summary: true, Doc: "Classified category; on the root, from the span that classified."},
 
 	// Classification and routing.
-	{Key: "classifier.type", Eras: eraA, Doc: "Classifier model family."},
-	{Key: "classification.time_ms", Type: TypeInt, Unit: "ms", Duration: true, Eras: eraA, Doc: "Classification latency."},
+	{Key: "classifier.type", Doc: "Classifier model family."},
+	{Key: "classification.time_ms", Type: TypeInt, Unit: "ms", Duration: true, Doc: "Classification latency."},
 	{Key: "routing.strategy", Case: CaseLower, Enum: []string{"auto", "priority", "confidence", "static"}, Doc: "Routing strategy."},
 	{Key: "routing.reason", Doc: "Why the model was chosen."},
 	{Key: "routing.original_model", Doc: "Model the client asked for (often `auto`)."},
-	{Key: "routing.selected_model", Doc: "Model the router chose; on the root, copied from the routing span."},
-	{Key: "routing.selection_method", Eras: eraD, Doc: "How algorithm.selection chose."},
-	{Key: "routing.selection_candidate", Eras: eraD, Doc: "Candidate model considered."},
-	{Key: "reasoning.enabled", Type: TypeBool, Eras: eraAB, Legacy: []Source{{Key: "model.reasoning_enabled", Eras: eraCD}},
+	{Key: "routing.selected_model", Summary: true, Doc: "Model the router chose; on the root, from the routing span."},
+	{Key: "routing.selection_method", Doc: "How algorithm.selection chose."},
+	{Key: "routing.selection_candidate", Doc: "Candidate model considered."},
+	{Key: "reasoning.enabled", Type: TypeBool, Legacy: []Source{{Key: "model.reasoning_enabled"}},
 		Doc: "Reasoning mode switched on for the selected model."},
-	{Key: "reasoning.effort", Case: CaseLower, Enum: []string{"low", "medium", "high"}, Eras: eraAB,
-		Legacy: []Source{{Key: "model.reasoning_effort", Eras: eraCD}}, Doc: "Reasoning effort."},
+	{Key: "reasoning.effort", Case: CaseLower, Enum: []string{"low", "medium", "high"},
+		Legacy: []Source{{Key: "model.reasoning_effort"}}, Doc: "Reasoning effort."},
 	{Key: "endpoint.name", Doc: "Backend endpoint name."},
 	{Key: "endpoint.address", Doc: "Backend endpoint address."},
 
 	// Signals and decisions (eras B–D).
-	{Key: "signal.matched_rules", Type: TypeStringSlice, Eras: eraCD, Doc: "Signal rules that matched."},
-	{Key: "signal.confidence", Type: TypeDouble, Float32: true, Eras: eraCD, Doc: "Signal confidence (always 1.0 in era C)."},
-	{Key: "signal.latency_ms", Type: TypeInt, Unit: "ms", Duration: true, Eras: eraCD, Doc: "Signal evaluation latency."},
-	{Key: "signal.confidence_available", Type: TypeBool, Eras: eraD, Doc: "Whether signal.confidence is meaningful."},
-	{Key: "decision.name", Eras: eraBD, Doc: "Decision matched (era C's first decision span says `decision_evaluation`)."},
-	{Key: "decision.confidence", Type: TypeDouble, Float32: true, Eras: eraCD, Doc: "Decision confidence."},
-	{Key: "decision.matched_rules", Type: TypeStringSlice, Eras: eraCD, Doc: "Rules as `<type>:<name>[:<label>]`."},
-	{Key: "decision.strategy", Case: CaseLower, Enum: []string{"priority", "confidence", "auto", ""}, Eras: eraCD, Doc: "Decision strategy."},
-	{Key: "decision.confidence_available", Type: TypeBool, Eras: eraD, Doc: "Whether decision.confidence is meaningful."},
+	{Key: "signal.matched_rules", Type: TypeStringSlice, Doc: "Signal rules that matched."},
+	{Key: "signal.confidence", Type: TypeDouble, Float32: true, Doc: "Signal confidence (always 1.0 in era C)."},
+	{Key: "signal.latency_ms", Type: TypeInt, Unit: "ms", Duration: true, Doc: "Signal evaluation latency."},
+	{Key: "signal.confidence_available", Type: TypeBool, Doc: "Whether signal.confidence is meaningful."},
+	{Key: "decision.name", Summary: true, Doc: "Decision matched (era C's first decision span says `decision_evaluation`); on the root, the real one."},
+	{Key: "decision.confidence", Type: TypeDouble, Float32: true, Doc: "Decision confidence."},
+	{Key: "decision.matched_rules", Type: TypeStringSlice, Doc: "Rules as `<type>:<name>[:<label>]`."},
+	{Key: "decision.strategy", Case: CaseLower, Enum: []string{"priority", "confidence", "auto", ""}, Doc: "Decision strategy."},
+	{Key: "decision.confidence_available", Type: TypeBool, Doc: "Whether decision.confidence is meaningful."},
 
 	// Plugins.
-	{Key: "plugin.type", Case: CaseLower, Enum: []string{"jailbreak", "pii", "semantic-cache", "response_cache", "system_prompt", "rag", "header_mutation"}, Eras: eraBD,
+	{Key: "plugin.type", Case: CaseLower, Enum: []string{"jailbreak", "pii", "semantic-cache", "response_cache", "system_prompt", "rag", "header_mutation"},
 		Doc: "Plugin kind."},
-	{Key: "plugin.status", Case: CaseLower, Enum: []string{"success", "error", "skipped", "blocked", "detected"}, Eras: eraBD, Doc: "Plugin result status."},
-	{Key: "plugin.result", Eras: eraBD, Doc: "Plugin result, e.g. `cache_hit`, `jailbreak_detected:<type>`."},
-	{Key: "plugin.decision", Eras: eraCD, Doc: "Decision the plugin ran for."},
-	{Key: "plugin.latency_ms", Type: TypeInt, Unit: "ms", Duration: true, Eras: eraCD, Doc: "Plugin latency."},
-	{Key: "system_prompt.injected", Type: TypeBool, Eras: eraCD, Doc: "System prompt injected."},
-	{Key: "system_prompt.mode", Eras: eraCD, Doc: "Injection mode (`insert`)."},
+	{Key: "plugin.status", Case: CaseLower, Enum: []string{"success", "error", "skipped", "blocked", "detected"}, Doc: "Plugin result status."},
+	{Key: "plugin.result", Doc: "Plugin result, e.g. `cache_hit`, `jailbreak_detected:<type>`."},
+	{Key: "plugin.decision", Doc: "Decision the plugin ran for."},
+	{Key: "plugin.latency_ms", Type: TypeInt, Unit: "ms", Duration: true, Doc: "Plugin latency."},
+	{Key: "system_prompt.injected", Type: TypeBool, Doc: "System prompt injected."},
+	{Key: "system_prompt.mode", Doc: "Injection mode (`insert`)."},
 
 	// Retrieval.
-	{Key: "rag.backend", Eras: eraCD, Doc: "Vector store."},
-	{Key: "rag.decision", Eras: eraCD, Doc: "Decision the retrieval ran for."},
-	{Key: "rag.similarity_threshold", Type: TypeDouble, Float32: true, Eras: eraCD, Doc: "Similarity threshold."},
-	{Key: "rag.top_k", Type: TypeInt, Eras: eraCD, Doc: "Documents requested."},
+	{Key: "rag.backend", Doc: "Vector store."},
+	{Key: "rag.decision", Doc: "Decision the retrieval ran for."},
+	{Key: "rag.similarity_threshold", Type: TypeDouble, Float32: true, Doc: "Similarity threshold."},
+	{Key: "rag.top_k", Type: TypeInt, Doc: "Documents requested."},
 	{Key: "rag.latency_ms", Type: TypeInt, Unit: "ms", Duration: true,
-		Legacy: []Source{{Key: "rag.latency_seconds", Conv: ConvSecondsToMillis, Eras: eraCD}}, Doc: "Retrieval latency, from float seconds."},
-	{Key: "rag.success", Type: TypeBool, Eras: eraCD, Doc: "Retrieval succeeded."},
-	{Key: "rag.context_length", Type: TypeInt, Eras: eraCD, Doc: "Characters of retrieved context."},
-	{Key: "rag.similarity_score", Type: TypeDouble, Float32: true, Eras: eraCD, Doc: "Best similarity score."},
+		Legacy: []Source{{Key: "rag.latency_seconds", Conv: ConvSecondsToMillis}}, Doc: "Retrieval latency, from float seconds."},
+	{Key: "rag.success", Type: TypeBool, Doc: "Retrieval succeeded."},
+	{Key: "rag.context_length", Type: TypeInt, Doc: "Characters of retrieved context."},
+	{Key: "rag.similarity_score", Type: TypeDouble, Float32: true, Doc: "Best similarity score."},
 
 	// Upstream call.
 	{Key: "model.name", Doc: "Model sent to the backend."},
@@ -198,22 +194,30 @@ var Schema = []Attr{
 	{Key: "user.id", Redact: RedactIdentifier, Doc: "User identifier: HMAC-hashed or removed (`redaction.identifiers`)."},
 	{Key: "session.id", Redact: RedactIdentifier, Doc: "Session identifier: HMAC-hashed or removed."},
 	{Key: "enduser.id", Redact: RedactIdentifier, Doc: "End-user identifier: HMAC-hashed or removed."},
-	{Key: "gen_ai.prompt", Redact: RedactPrompt, Doc: "Prompt text: hashed or removed."},
-	{Key: "gen_ai.completion", Redact: RedactPrompt, Doc: "Completion text: hashed or removed."},
+	{Key: "gen_ai.prompt", Redact: RedactPrompt, Indexed: true, Doc: "Prompt text (also `gen_ai.prompt.<n>.…`): hashed or removed."},
+	{Key: "gen_ai.completion", Redact: RedactPrompt, Indexed: true, Doc: "Completion text (also `gen_ai.completion.<n>.…`): hashed or removed."},
 	{Key: "gen_ai.input.messages", Redact: RedactPrompt, Doc: "Prompt messages: hashed or removed."},
 	{Key: "gen_ai.output.messages", Redact: RedactPrompt, Doc: "Completion messages: hashed or removed."},
+	{Key: "input.value", Redact: RedactPrompt, Doc: "OpenInference input text: hashed or removed."},
+	{Key: "output.value", Redact: RedactPrompt, Doc: "OpenInference output text: hashed or removed."},
+	{Key: "llm.input_messages", Redact: RedactPrompt, Indexed: true, Doc: "OpenInference prompt messages (`llm.input_messages.<n>.…`): hashed or removed."},
+	{Key: "llm.output_messages", Redact: RedactPrompt, Indexed: true, Doc: "OpenInference completion messages: hashed or removed."},
 
-	// Derived by vsr_attributes.
-	{Key: "error.type", Derived: true, Doc: "Error class on spans that are errors by the router's conventions (status ERROR is set too)."},
+	// Span event attributes the router records.
+	{Key: "exception.type", Event: true, Doc: "Error class of an `exception` event (eras A–C record errors so)."},
+	{Key: "error.reason", Event: true, Doc: "Bounded reason of an era D `error` event."},
+
+	// Derived by vsr_attributes on each span; the root summary by vsr_sampler.
+	{Key: "error.type", Derived: true, Doc: "Error class on spans that are errors by the router's conventions (status ERROR is set too); on a blocked root with status ERROR (era D), `<reason>_blocked`."},
 	{Key: "openinference.span.kind", Derived: true, Enum: []string{"CHAIN", "GUARDRAIL", "RETRIEVER", "LLM"}, Case: CaseUpper,
 		Doc: "OpenInference kind: root CHAIN, guards GUARDRAIL, rag RETRIEVER, upstream LLM."},
 	{Key: "gen_ai.operation.name", Derived: true, Doc: "`chat` on the upstream call."},
-	{Key: "gen_ai.request.model", Derived: true, Doc: "Upstream: model sent; root: model the client asked for."},
-	{Key: "gen_ai.response.model", Derived: true, Doc: "Model that answered (upstream model.name, else the routed model)."},
+	{Key: "gen_ai.request.model", Derived: true, Doc: "Upstream: model sent; root (summary): model the client asked for."},
+	{Key: "gen_ai.response.model", Derived: true, Doc: "Model that answered (upstream model.name, else the routed model; era A's upstream call gets it with the summary)."},
 	{Key: "llm.model_name", Derived: true, Doc: "OpenInference model name on the upstream call."},
-	{Key: "processing.time_ms", Type: TypeInt, Unit: "ms", Duration: true, Derived: true,
-		Doc: "Root only: from the root's start to the last span's end in the batch."},
-	{Key: "vsr.era", Derived: true, Enum: []string{"A", "B", "C", "D", "unknown"}, Doc: "Root only: router span layout detected."},
+	{Key: "processing.time_ms", Type: TypeInt, Unit: "ms", Duration: true, Summary: true,
+		Doc: "Root only: from the root's start to the end of the trace's last span, the model call included."},
+	{Key: "vsr.era", Summary: true, Enum: []string{"A", "B", "C", "D", "unknown"}, Doc: "Root only: router span layout of the whole trace."},
 	{Key: "vsr.schema.version", Derived: true, Doc: "Version of this schema, on every normalized span."},
 	{Key: "vsr.normalize.issues", Type: TypeStringSlice, Derived: true,
 		Doc: "Bounded list of `<issue>:<key>` for values fixed or rejected on this span."},

@@ -13,34 +13,35 @@ import (
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
 )
 
-// span normalizes one router span and records what it tells about its trace.
+// span normalizes one router span: its attributes and events, and what its own facts imply.
 func (w *work) span(span ptrace.Span) {
 	w.stats.Spans++
-	info, known := routerconv.LookupSpan(span.Name())
-	w.eras = info.Eras
+	// Read before rewriting: the router's own keys tell its era.
+	facts := routerconv.Classify(span, true)
 	attrs := span.Attributes()
 	w.attributes(attrs, w.n.spanSources, false)
 	w.apply(attrs)
-
-	facts := routerconv.Classify(span, true)
+	w.events(span, true)
 	if w.n.opts.Mode != ModeReport {
-		w.derive(span, info, facts)
+		w.derive(span, facts)
 	}
 	if len(w.issues) > 0 {
 		w.writeIssues(attrs)
 	}
-	attrs.PutStr("vsr.schema.version", SchemaVersion)
+	attrs.PutStr(routerconv.SchemaVersionKey, SchemaVersion)
 
 	tf := w.factsFor(span.TraceID())
-	tf.verdict.Add(facts)
-	tf.maxEnd = max(tf.maxEnd, span.EndTimestamp())
-	if known || w.eras != [2]routerconv.Era{} {
-		tf.narrowEras(w.eras)
+	tf.spans++
+	tf.eras = routerconv.NarrowEras(tf.eras, facts.Eras)
+	if info, _ := routerconv.LookupSpan(span.Name()); info.Role == routerconv.RoleRoot || info.Role == routerconv.RoleRootEarly {
+		tf.hasRoot = true
 	}
-	if routerconv.IsLocalRoot(span) && (info.Role == routerconv.RoleRoot || info.Role == routerconv.RoleRootEarly || !tf.hasRoot) {
-		tf.root, tf.hasRoot = span, true
-	}
-	w.learn(tf, span, info)
+}
+
+// foreign redacts the personal data on another service's span; nothing else changes.
+func (w *work) foreign(span ptrace.Span) {
+	w.redactOnly(span.Attributes(), false)
+	w.events(span, false)
 }
 
 // writeIssues adds this pass's issues to those an earlier collector listed, so a second
@@ -62,63 +63,6 @@ func (w *work) writeIssues(attrs pcommon.Map) {
 	}
 }
 
-// narrowEras intersects the eras a trace can be from with those a span or key allows.
-func (tf *traceFacts) narrowEras(eras [2]routerconv.Era) {
-	if eras[0] == routerconv.EraUnknown {
-		return
-	}
-	if !tf.erasKnown {
-		tf.eras, tf.erasKnown = eras, true
-		return
-	}
-	tf.eras[0] = max(tf.eras[0], eras[0])
-	tf.eras[1] = min(tf.eras[1], eras[1])
-}
-
-// era is the oldest era consistent with all evidence; unknown when the evidence conflicts or
-// is only a root span, which eras A–C share.
-func (tf *traceFacts) era(onlyRoot bool) routerconv.Era {
-	if !tf.erasKnown || tf.eras[0] > tf.eras[1] || (onlyRoot && tf.eras[0] != tf.eras[1]) {
-		return routerconv.EraUnknown
-	}
-	return tf.eras[0]
-}
-
-// learn copies into the trace's facts what the root summary needs from this span.
-func (w *work) learn(tf *traceFacts, span ptrace.Span, info routerconv.SpanInfo) {
-	attrs := span.Attributes()
-	str := func(key string) string {
-		if v, ok := attrs.Get(key); ok {
-			return v.AsString()
-		}
-		return ""
-	}
-	tf.spans++
-	if m := str("routing.selected_model"); m != "" {
-		tf.selectedModel = m
-	}
-	if m := str("routing.original_model"); m != "" {
-		tf.originalModel = m
-	}
-	if c := str("category.name"); c != "" && tf.category == "" {
-		tf.category = c
-	}
-	if v, ok := attrs.Get("cache.hit"); ok && v.Type() == pcommon.ValueTypeBool {
-		tf.cacheHit, tf.cacheKnown = v.Bool(), true
-	} else if r := str("plugin.result"); r == "cache_hit" || r == "cache_miss" {
-		tf.cacheHit, tf.cacheKnown = r == "cache_hit", true
-	}
-	if info.Role == routerconv.RoleUpstream {
-		if m := str("model.name"); m != "" {
-			if tf.selectedModel == "" {
-				tf.selectedModel = m
-			}
-		} else if w.n.opts.Mode != ModeReport {
-			tf.modelessLLMs = append(tf.modelessLLMs, span)
-		}
-	}
-}
-
 // attributes normalizes one attribute map against sources, queueing writes and removals.
 func (w *work) attributes(attrs pcommon.Map, sources map[string]source, resource bool) {
 	w.writes, w.removes, w.issues = w.writes[:0], w.removes[:0], w.issues[:0]
@@ -126,13 +70,12 @@ func (w *work) attributes(attrs pcommon.Map, sources map[string]source, resource
 	for key, pv := range attrs.All() {
 		src, known := sources[key]
 		if !known {
-			if !resource {
+			if kind, personal := w.n.redaction.lookup(key, true); personal {
+				w.redact(key, pv, kind)
+			} else if !resource {
 				w.unknownKey(key, pv)
 			}
 			continue
-		}
-		if src.eras[0] != routerconv.EraUnknown {
-			w.narrow(src.eras)
 		}
 		a := src.attr
 		if a.Redact != RedactNone {
@@ -179,15 +122,6 @@ func (w *work) attributes(attrs pcommon.Map, sources map[string]source, resource
 		case src.legacy || !v.sameAsWire(pv):
 			w.writes = append(w.writes, write{a.Key, v})
 		}
-	}
-}
-
-func (w *work) narrow(eras [2]routerconv.Era) {
-	w.eras[0] = max(w.eras[0], eras[0])
-	if w.eras[1] == routerconv.EraUnknown {
-		w.eras[1] = eras[1]
-	} else {
-		w.eras[1] = min(w.eras[1], eras[1])
 	}
 }
 
@@ -307,8 +241,8 @@ func (w *work) redact(key string, pv pcommon.Value, kind Redact) {
 		w.removes = append(w.removes, key)
 	case ActionHash:
 		s := pv.AsString()
-		if len(s) > len(hashPrefix) && s[:len(hashPrefix)] == hashPrefix {
-			return // hashed already
+		if isHash(pv) {
+			return // hashed already, by this processor in an earlier collector
 		}
 		w.writes = append(w.writes, write{key, value{typ: TypeString, s: w.hash(s)}})
 	}
@@ -341,8 +275,10 @@ func putAbsent(attrs pcommon.Map, key, v string) {
 	}
 }
 
-// derive adds what the router's conventions imply but its spans do not say.
-func (w *work) derive(span ptrace.Span, info routerconv.SpanInfo, facts routerconv.Facts) {
+// derive adds what the span's own facts imply but the router did not say. Facts about the
+// whole request (the root summary, the guard verdict, the model era A's upstream call used)
+// are vsr_sampler's to write, once the trace is whole.
+func (w *work) derive(span ptrace.Span, facts routerconv.Facts) {
 	attrs := span.Attributes()
 	if facts.Has(routerconv.SigError) {
 		putAbsent(attrs, "error.type", facts.ErrorType)
@@ -352,9 +288,11 @@ func (w *work) derive(span ptrace.Span, info routerconv.SpanInfo, facts routerco
 			span.Status().SetMessage(facts.ErrorType)
 		}
 	}
-	if facts.Has(routerconv.SigBlocked) {
+	if facts.Has(routerconv.SigBlocked) && facts.BlockReason != routerconv.ReasonGuard {
+		// The span names its guard (era A's guard span, era B's plugin).
 		putAbsent(attrs, "security.reason", facts.BlockReason)
 	}
+	info, _ := routerconv.LookupSpan(span.Name())
 	kind := info.OpenInferenceKind
 	if info.Role == routerconv.RolePlugin {
 		if t, ok := attrs.Get("plugin.type"); ok {
@@ -366,52 +304,8 @@ func (w *work) derive(span ptrace.Span, info routerconv.SpanInfo, facts routerco
 	putAbsent(attrs, "openinference.span.kind", kind)
 	if info.Role == routerconv.RoleUpstream {
 		putAbsent(attrs, "gen_ai.operation.name", "chat")
-		if m, ok := attrs.Get("model.name"); ok {
-			putModel(attrs, m.AsString())
+		if facts.UpstreamModel != "" {
+			routerconv.WriteModel(span, facts.UpstreamModel)
 		}
-	}
-}
-
-func putModel(attrs pcommon.Map, model string) {
-	putAbsent(attrs, "gen_ai.request.model", model)
-	putAbsent(attrs, "gen_ai.response.model", model)
-	putAbsent(attrs, "llm.model_name", model)
-}
-
-// summarize writes the trace-level summary on the root, as the router's guide promises for
-// filtering, from whichever spans of the batch carry it.
-func (w *work) summarize(tf *traceFacts) {
-	era := tf.era(tf.spans == 1)
-	w.stats.Traces[era]++
-	if tf.hasRoot {
-		// The first collector saw the router's own keys; a second one sees canonical keys only.
-		putAbsent(tf.root.Attributes(), "vsr.era", era.String())
-	}
-	if w.n.opts.Mode == ModeReport {
-		return
-	}
-	for _, llm := range tf.modelessLLMs {
-		putModel(llm.Attributes(), tf.selectedModel)
-	}
-	if !tf.hasRoot {
-		return
-	}
-	attrs := tf.root.Attributes()
-	putAbsent(attrs, "routing.selected_model", tf.selectedModel)
-	putAbsent(attrs, "category.name", tf.category)
-	putAbsent(attrs, "gen_ai.request.model", tf.originalModel)
-	putAbsent(attrs, "gen_ai.response.model", tf.selectedModel)
-	if _, ok := attrs.Get("cache.hit"); !ok && tf.cacheKnown {
-		attrs.PutBool("cache.hit", tf.cacheHit)
-	}
-	if _, ok := attrs.Get("processing.time_ms"); !ok && tf.maxEnd >= tf.root.StartTimestamp() && tf.root.StartTimestamp() != 0 {
-		attrs.PutInt("processing.time_ms", int64(tf.maxEnd-tf.root.StartTimestamp())/1e6)
-	}
-	switch reason, blocked := tf.verdict.Blocked(true); {
-	case blocked:
-		attrs.PutStr("security.action", "blocked")
-		attrs.PutStr("security.reason", reason)
-	case tf.verdict.Signals&routerconv.SigUpstream != 0:
-		putAbsent(attrs, "security.action", "allowed")
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
 )
 
 // value is a normalised attribute value of one of the schema's types.
@@ -101,10 +103,10 @@ func coerce(t Type, duration bool, pv pcommon.Value, issues *issueSet) (value, b
 			v.b = pv.Bool()
 			return v, true
 		case pcommon.ValueTypeStr:
-			b, err := strconv.ParseBool(strings.ToLower(strings.TrimSpace(pv.Str())))
+			b, ok := routerconv.ParseBool(pv.Str())
 			v.b = b
 			issues.add(IssueCoerced)
-			return v, err == nil
+			return v, ok
 		case pcommon.ValueTypeInt:
 			v.b = pv.Int() != 0
 			issues.add(IssueCoerced)

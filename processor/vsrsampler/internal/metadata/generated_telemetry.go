@@ -33,6 +33,7 @@ type TelemetryBuilder struct {
 	ProcessorVsrSamplerDecisionLatency  metric.Float64Histogram
 	ProcessorVsrSamplerDuplicateSpans   metric.Int64Counter
 	ProcessorVsrSamplerLateSpans        metric.Int64Counter
+	ProcessorVsrSamplerMemoryBytes      metric.Int64ObservableGauge
 	ProcessorVsrSamplerOverflowRefusals metric.Int64Counter
 	ProcessorVsrSamplerReleaseFailures  metric.Int64Counter
 	ProcessorVsrSamplerSpansDecided     metric.Int64Counter
@@ -73,6 +74,21 @@ func (builder *TelemetryBuilder) RegisterProcessorVsrSamplerBufferedTracesCallba
 		cb(ctx, &observerInt64{inst: builder.ProcessorVsrSamplerBufferedTraces, obs: o})
 		return nil
 	}, builder.ProcessorVsrSamplerBufferedTraces)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterProcessorVsrSamplerMemoryBytesCallback sets callback for observable ProcessorVsrSamplerMemoryBytes metric.
+func (builder *TelemetryBuilder) RegisterProcessorVsrSamplerMemoryBytesCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ProcessorVsrSamplerMemoryBytes, obs: o})
+		return nil
+	}, builder.ProcessorVsrSamplerMemoryBytes)
 	if err != nil {
 		return err
 	}
@@ -127,7 +143,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	var err, errs error
 	builder.ProcessorVsrSamplerBufferedBytes, err = builder.meter.Int64ObservableGauge(
 		"otelcol_processor_vsr_sampler_buffered_bytes",
-		metric.WithDescription("Encoded bytes of the spans buffered awaiting a decision. [Development]"),
+		metric.WithDescription("Bytes counted against max_buffer_bytes: parked spans, the bookkeeping of traces in flight and kept spans held for redelivery. [Development]"),
 		metric.WithUnit("By"),
 	)
 	errs = errors.Join(errs, err)
@@ -156,6 +172,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{spans}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.ProcessorVsrSamplerMemoryBytes, err = builder.meter.Int64ObservableGauge(
+		"otelcol_processor_vsr_sampler_memory_bytes",
+		metric.WithDescription("Memory the sampler holds, by part; all but decisions count against max_buffer_bytes, decisions are bounded by decision_cache. [Development]"),
+		metric.WithUnit("By"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ProcessorVsrSamplerOverflowRefusals, err = builder.meter.Int64Counter(
 		"otelcol_processor_vsr_sampler_overflow_refusals",
 		metric.WithDescription("Batches refused because the buffer stayed full until their deadline (block_on_overflow). [Development]"),
@@ -164,7 +186,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ProcessorVsrSamplerReleaseFailures, err = builder.meter.Int64Counter(
 		"otelcol_processor_vsr_sampler_release_failures",
-		metric.WithDescription("Spans of kept traces the next component refused when released by a timer or at shutdown. [Development]"),
+		metric.WithDescription("Spans of kept traces lost - refused for good by the next component, beyond what redelivery may hold, undelivered at the shutdown deadline - and batches of parked spans that could not be read back. [Development]"),
 		metric.WithUnit("{spans}"),
 	)
 	errs = errors.Join(errs, err)

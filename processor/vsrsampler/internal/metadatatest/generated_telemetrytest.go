@@ -24,7 +24,7 @@ func NewSettings(tt *componenttest.Telemetry) processor.Settings {
 func AssertEqualProcessorVsrSamplerBufferedBytes(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_processor_vsr_sampler_buffered_bytes",
-		Description: "Encoded bytes of the spans buffered awaiting a decision. [Development]",
+		Description: "Bytes counted against max_buffer_bytes: parked spans, the bookkeeping of traces in flight and kept spans held for redelivery. [Development]",
 		Unit:        "By",
 		Data: metricdata.Gauge[int64]{
 			DataPoints: dps,
@@ -96,6 +96,20 @@ func AssertEqualProcessorVsrSamplerLateSpans(t *testing.T, tt *componenttest.Tel
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualProcessorVsrSamplerMemoryBytes(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_processor_vsr_sampler_memory_bytes",
+		Description: "Memory the sampler holds, by part; all but decisions count against max_buffer_bytes, decisions are bounded by decision_cache. [Development]",
+		Unit:        "By",
+		Data: metricdata.Gauge[int64]{
+			DataPoints: dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_processor_vsr_sampler_memory_bytes")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualProcessorVsrSamplerOverflowRefusals(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_processor_vsr_sampler_overflow_refusals",
@@ -115,7 +129,7 @@ func AssertEqualProcessorVsrSamplerOverflowRefusals(t *testing.T, tt *componentt
 func AssertEqualProcessorVsrSamplerReleaseFailures(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_processor_vsr_sampler_release_failures",
-		Description: "Spans of kept traces the next component refused when released by a timer or at shutdown. [Development]",
+		Description: "Spans of kept traces lost - refused for good by the next component, beyond what redelivery may hold, undelivered at the shutdown deadline - and batches of parked spans that could not be read back. [Development]",
 		Unit:        "{spans}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

@@ -56,7 +56,7 @@ func TestSamplerUsesDynamicRates(t *testing.T) {
 	cfg.Dynamic = &Dynamic{Keys: []string{"category.name"}, TargetPerSecond: 1, Window: time.Second}
 	s, rec := newSampler(t, cfg)
 	tr := build(routerconv.EraC, routersim.OutcomeOK, 1)
-	out := s.Consume(batchOf(tr, 0, tr.SpanCount()), t0)
+	out := consume(s, batchOf(tr, 0, tr.SpanCount()), t0)
 	require.Equal(t, tr.SpanCount(), out.SpanCount(), "a key never seen is rare: kept")
 	require.Equal(t, 1, rec.count(TriggerRoot, ReasonDynamic))
 	for _, ts := range traceStates(out) {

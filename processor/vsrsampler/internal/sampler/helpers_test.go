@@ -27,6 +27,9 @@ type recorder struct {
 	duplicates int
 	spans      int
 	spillFails int
+	lost       int
+	requests   []Request
+	calls      []ModelCall
 }
 
 func newRecorder() *recorder {
@@ -46,6 +49,24 @@ func (r *recorder) Decided(d Decision, trigger Trigger, spans int, _ time.Durati
 	} else {
 		r.dropped++
 	}
+}
+
+func (r *recorder) Request(req *Request) {
+	r.mu.Lock()
+	r.requests = append(r.requests, *req)
+	r.mu.Unlock()
+}
+
+func (r *recorder) ModelCall(c *ModelCall) {
+	r.mu.Lock()
+	r.calls = append(r.calls, *c)
+	r.mu.Unlock()
+}
+
+func (r *recorder) Lost(error) {
+	r.mu.Lock()
+	r.lost++
+	r.mu.Unlock()
 }
 
 func (r *recorder) LateSpan(o LateOutcome) {
@@ -75,7 +96,7 @@ type countingSpill struct {
 }
 
 func newCountingSpill(t testing.TB) *countingSpill {
-	store, err := spill.Open(t.TempDir(), 1<<30)
+	store, err := spill.Open(t.TempDir(), "test", 1<<30)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, store.Close()) })
 	return &countingSpill{store: store}
@@ -121,6 +142,14 @@ func testConfig() Config {
 		Shards:            4,
 		ServiceNames:      routerconv.DefaultServiceNames,
 	}
+}
+
+// consume feeds a batch and returns everything it lets out: the batch's passing spans and
+// the parked spans released with them.
+func consume(s *Sampler, td ptrace.Traces, now time.Time) ptrace.Traces {
+	pass, released := s.Consume(td, now)
+	released.ResourceSpans().MoveAndAppendTo(pass.ResourceSpans())
+	return pass
 }
 
 func newSampler(t testing.TB, cfg Config) (*Sampler, *recorder) {
@@ -199,3 +228,22 @@ func indexOf(tr routersim.Trace, name string) int {
 	}
 	return -1
 }
+
+// rootIn returns the local root among td's spans.
+func rootIn(t testing.TB, td ptrace.Traces) ptrace.Span {
+	t.Helper()
+	for _, rs := range td.ResourceSpans().All() {
+		for _, ss := range rs.ScopeSpans().All() {
+			for _, s := range ss.Spans().All() {
+				if routerconv.IsLocalRoot(s) {
+					return s
+				}
+			}
+		}
+	}
+	t.Fatal("no root in the output")
+	return ptrace.Span{}
+}
+
+// attr is a span attribute's value, or nil.
+func attr(s ptrace.Span, key string) any { return s.Attributes().AsRaw()[key] }

@@ -19,11 +19,15 @@ func randomnessOf(id pcommon.TraceID) sampling.Randomness { return sampling.Trac
 
 func rand1() *rand.Rand { return rand.New(rand.NewPCG(1, 1)) }
 
+// requireHeldZero: no trace and no span is held (the shards keep their emptied tables).
 func requireHeldZero(t *testing.T, s *Sampler) {
 	t.Helper()
-	bytes, traces := s.Held()
-	require.Zero(t, bytes, "bytes held")
+	_, traces := s.Held()
+	require.Zero(t, s.Memory(PartSpans), "span bytes held")
 	require.Zero(t, traces, "traces held")
+	for _, sh := range s.shards {
+		require.Zero(t, sh.live(), "slots in use")
+	}
 }
 
 // Era D's root ends last: its arrival completes the trace, and a kept trace leaves at once.
@@ -32,9 +36,9 @@ func TestEraDDecidesAtRoot(t *testing.T) {
 	tr := withKeep(t, routerconv.EraD, routersim.OutcomeOK, 10, true)
 	n := tr.SpanCount()
 
-	out := s.Consume(batchOf(tr, 0, n-1), t0)
+	out := consume(s, batchOf(tr, 0, n-1), t0)
 	require.Zero(t, out.SpanCount(), "children wait for their root")
-	out = s.Consume(batchOf(tr, n-1, n), t0.Add(time.Millisecond))
+	out = consume(s, batchOf(tr, n-1, n), t0.Add(time.Millisecond))
 	require.ElementsMatch(t, allSpanIDs(tr), spanIDs(out))
 	require.Equal(t, 1, rec.count(TriggerRoot, ReasonDefault))
 	for _, ts := range traceStates(out) {
@@ -46,7 +50,7 @@ func TestEraDDecidesAtRoot(t *testing.T) {
 func TestDroppedTraceLeavesNothing(t *testing.T) {
 	s, rec := newSampler(t, testConfig())
 	tr := withKeep(t, routerconv.EraD, routersim.OutcomeOK, 10, false)
-	out := s.Consume(batchOf(tr, 0, tr.SpanCount()), t0)
+	out := consume(s, batchOf(tr, 0, tr.SpanCount()), t0)
 	require.Zero(t, out.SpanCount())
 	require.Equal(t, 1, rec.dropped)
 	requireHeldZero(t, s)
@@ -62,10 +66,10 @@ func TestEarlyRootWaitsForUpstream(t *testing.T) {
 			up := indexOf(tr, "semantic_router.upstream.request")
 			require.Equal(t, n-1, up, "the upstream call ends last")
 
-			out := s.Consume(batchOf(tr, 0, n-1), t0)
+			out := consume(s, batchOf(tr, 0, n-1), t0)
 			require.Zero(t, out.SpanCount(), "root ended, upstream still open")
 			require.Zero(t, s.Tick(t0.Add(time.Second)).SpanCount())
-			out = s.Consume(batchOf(tr, n-1, n), t0.Add(1500*time.Millisecond))
+			out = consume(s, batchOf(tr, n-1, n), t0.Add(1500*time.Millisecond))
 			require.ElementsMatch(t, allSpanIDs(tr), spanIDs(out))
 			require.Equal(t, 1, rec.count(TriggerRoot, ReasonDefault))
 			requireHeldZero(t, s)
@@ -78,32 +82,44 @@ func TestCacheHitCompletesTrace(t *testing.T) {
 	for _, era := range []routerconv.Era{routerconv.EraA, routerconv.EraB, routerconv.EraC} {
 		s, rec := newSampler(t, testConfig())
 		tr := withKeep(t, era, routersim.OutcomeCacheHit, 10, true)
-		out := s.Consume(batchOf(tr, 0, tr.SpanCount()), t0)
+		out := consume(s, batchOf(tr, 0, tr.SpanCount()), t0)
 		require.Equal(t, tr.SpanCount(), out.SpanCount(), "era %s", era)
 		require.Equal(t, 1, rec.count(TriggerRoot, ReasonDefault))
 		requireHeldZero(t, s)
 	}
 }
 
-// A span whose parent never came keeps the trace open; the grace period after the last span
-// decides it, and every new span restarts it.
-func TestGraceWhenAParentIsMissing(t *testing.T) {
+// A trace whose root has arrived but is not known complete (another service's, whose
+// children may still come) is decided by the grace period after its last span; every new
+// span restarts it.
+func TestGraceForATraceNotKnownComplete(t *testing.T) {
 	s, rec := newSampler(t, testConfig())
-	tr := withKeep(t, routerconv.EraC, routersim.OutcomeOK, 10, true)
+	var tr routersim.Trace
+	for seed := range uint64(100) {
+		if tr = build(routerconv.EraD, routersim.OutcomeOK, seed); thresholdFor(10).ShouldSample(randomnessOf(tr.ID)) {
+			break
+		}
+	}
+	tr.Traces.ResourceSpans().At(0).Resource().Attributes().PutStr("service.name", "checkout")
+	tr.Traces.ResourceSpans().At(0).ScopeSpans().At(0).Scope().SetName("checkout")
+	for _, span := range tr.Spans().All() {
+		span.SetName("work") // not the router's names either
+	}
 	n := tr.SpanCount()
-	up := indexOf(tr, "semantic_router.upstream.request")
-	// Everything but the span before the upstream call, which is the upstream's parent.
-	s.Consume(batchOf(tr, 0, up-1), t0)
-	s.Consume(batchOf(tr, up, n), t0.Add(1500*time.Millisecond))
+	root := n - 1
+	require.True(t, routerconv.IsLocalRoot(tr.Spans().At(root)))
+	consume(s, batchOf(tr, root, n), t0)
+	consume(s, batchOf(tr, 0, 2), t0.Add(1500*time.Millisecond))
 	require.Zero(t, s.Tick(t0.Add(2500*time.Millisecond)).SpanCount(), "grace restarted by the last span")
-	require.Equal(t, n-1, s.Tick(t0.Add(3500*time.Millisecond)).SpanCount())
+	require.Equal(t, 3, s.Tick(t0.Add(3500*time.Millisecond)).SpanCount())
 	require.Equal(t, 1, rec.count(TriggerGrace, ReasonDefault))
 	requireHeldZero(t, s)
 }
 
 // An era A–C trace awaiting its upstream call is not cut short by the grace period: the model
-// may take many seconds. Past the slow threshold it is kept as slow, and the upstream span that
-// arrives later follows that decision.
+// may take many seconds. Past the slow threshold it is kept as slow and its spans leave but
+// for the root, which waits for the model call to close the trace with the whole request's
+// summary.
 func TestAwaitingUpstreamIsKeptWhenSlow(t *testing.T) {
 	cfg := testConfig()
 	cfg.DefaultPercentage = 0
@@ -114,13 +130,15 @@ func TestAwaitingUpstreamIsKeptWhenSlow(t *testing.T) {
 	if keepAlways(routerconv.Classify(tr.Spans().At(n-2), true).Signals) {
 		t.Skip("seed fails before the upstream call")
 	}
-	s.Consume(batchOf(tr, 0, n-1), t0)
+	consume(s, batchOf(tr, 0, n-1), t0)
 	require.Zero(t, s.Tick(t0.Add(5*time.Second)).SpanCount(), "no grace while the model answers")
-	require.Equal(t, n-1, s.Tick(t0.Add(10*time.Second)).SpanCount())
+	require.Equal(t, n-2, s.Tick(t0.Add(10*time.Second)).SpanCount(), "kept as slow: all but the root leave")
 	require.Equal(t, 1, rec.count(TriggerTimeout, ReasonSlow))
-	late := s.Consume(batchOf(tr, n-1, n), t0.Add(20*time.Second))
-	require.Equal(t, 1, late.SpanCount(), "the failed upstream call joins its kept trace")
-	require.Equal(t, 1, rec.late[LateKept])
+	last := consume(s, batchOf(tr, n-1, n), t0.Add(20*time.Second))
+	require.Equal(t, 2, last.SpanCount(), "the failed upstream call closes the trace: it and the root leave")
+	root := rootIn(t, last)
+	assert.Equal(t, "C", attr(root, "vsr.era"))
+	requireHeldZero(t, s)
 }
 
 // Without a root, only the timeout decides.
@@ -128,14 +146,15 @@ func TestTimeoutWithoutRoot(t *testing.T) {
 	s, rec := newSampler(t, testConfig())
 	tr := withKeep(t, routerconv.EraD, routersim.OutcomeOK, 10, true)
 	n := tr.SpanCount()
-	require.Zero(t, s.Consume(batchOf(tr, 0, n-1), t0).SpanCount())
+	require.Zero(t, consume(s, batchOf(tr, 0, n-1), t0).SpanCount())
 	require.Zero(t, s.Tick(t0.Add(29*time.Second)).SpanCount())
 	require.Equal(t, n-1, s.Tick(t0.Add(30*time.Second)).SpanCount())
 	require.Equal(t, 1, rec.count(TriggerTimeout, ReasonDefault))
 	requireHeldZero(t, s)
 }
 
-// An error is final and immediate: buffered spans leave with it, later ones pass through.
+// An error is final and immediate: buffered spans but the root leave with it, later ones pass
+// as they come, and the root leaves when the trace is complete, with the summary.
 func TestErrorKeepsImmediatelyAndLateSpansFollow(t *testing.T) {
 	cfg := testConfig()
 	cfg.DefaultPercentage = 0
@@ -149,21 +168,29 @@ func TestErrorKeepsImmediatelyAndLateSpansFollow(t *testing.T) {
 		}
 	}
 	require.GreaterOrEqual(t, errAt, 0)
+	rootAt := indexOf(tr, "semantic_router.request.received")
+	require.Less(t, rootAt, errAt, "the root ends before the failing span")
+	require.Less(t, errAt, tr.SpanCount()-1, "the failing span is not the last")
 
-	require.Zero(t, s.Consume(batchOf(tr, 0, errAt), t0).SpanCount())
-	out := s.Consume(batchOf(tr, errAt, errAt+1), t0.Add(time.Millisecond))
-	require.Equal(t, errAt+1, out.SpanCount(), "the error releases everything buffered")
+	require.Zero(t, consume(s, batchOf(tr, 0, errAt), t0).SpanCount())
+	out := consume(s, batchOf(tr, errAt, errAt+1), t0.Add(time.Millisecond))
+	require.Equal(t, errAt, out.SpanCount(), "the error releases everything buffered but the root")
 	require.Equal(t, 1, rec.count(TriggerImmediate, ReasonError))
 	for _, ts := range traceStates(out) {
 		assert.Equal(t, "ot=th:0", ts)
 	}
-	late := s.Consume(batchOf(tr, errAt+1, tr.SpanCount()), t0.Add(time.Minute))
-	require.Equal(t, tr.SpanCount()-errAt-1, late.SpanCount())
-	require.Equal(t, tr.SpanCount()-errAt-1, rec.late[LateKept])
+	rest := consume(s, batchOf(tr, errAt+1, tr.SpanCount()), t0.Add(5*time.Second))
+	require.Equal(t, tr.SpanCount()-errAt, rest.SpanCount(), "the rest, and the root once the trace is complete")
+	root := rootIn(t, rest)
+	assert.NotEmpty(t, attr(root, "routing.selected_model"))
+	require.Len(t, rec.requests, 1)
+	assert.NotEmpty(t, rec.requests[0].ErrorType)
 	requireHeldZero(t, s)
 }
 
-// Guard blocks are kept in every era, from the raw spans (no vsr_attributes in front).
+// Guard blocks are kept in every era, from the raw spans (no vsr_attributes in front), and
+// reported as blocked with their reason. A block that shows only by what does not follow (a
+// guard match in eras A and C) is known complete after the grace period.
 func TestBlockedKeptInEveryEra(t *testing.T) {
 	for _, era := range []routerconv.Era{routerconv.EraA, routerconv.EraB, routerconv.EraC, routerconv.EraD} {
 		for _, outcome := range []routersim.Outcome{routersim.OutcomeJailbreak, routersim.OutcomePII} {
@@ -171,12 +198,17 @@ func TestBlockedKeptInEveryEra(t *testing.T) {
 			cfg.DefaultPercentage = 0
 			s, rec := newSampler(t, cfg)
 			tr := build(era, outcome, 1)
-			out := s.Consume(batchOf(tr, 0, tr.SpanCount()), t0)
-			out.ResourceSpans().MoveAndAppendTo(ptrace.NewTraces().ResourceSpans())
-			flushed := s.Flush(t0.Add(time.Second))
+			out := consume(s, batchOf(tr, 0, tr.SpanCount()), t0)
+			s.Tick(t0.Add(3 * time.Second)).ResourceSpans().MoveAndAppendTo(out.ResourceSpans())
+			require.ElementsMatch(t, allSpanIDs(tr), spanIDs(out), "%s/%s", era, outcome)
 			require.Equal(t, 1, rec.kept, "%s/%s", era, outcome)
 			require.Equal(t, 1, rec.count(TriggerImmediate, ReasonBlocked)+rec.count(TriggerRoot, ReasonBlocked), "%s/%s", era, outcome)
-			require.Zero(t, flushed.SpanCount())
+			require.Len(t, rec.requests, 1)
+			assert.Equal(t, "blocked", rec.requests[0].Action, "%s/%s", era, outcome)
+			assert.Equal(t, map[routersim.Outcome]string{routersim.OutcomeJailbreak: "jailbreak", routersim.OutcomePII: "pii"}[outcome],
+				rec.requests[0].Reason, "%s/%s", era, outcome)
+			assert.Equal(t, "blocked", attr(rootIn(t, out), "security.action"))
+			requireHeldZero(t, s)
 		}
 	}
 }
@@ -186,20 +218,9 @@ func TestSlowRequestKept(t *testing.T) {
 	cfg.DefaultPercentage = 0
 	s, rec := newSampler(t, cfg)
 	tr := routersim.Build(routersim.Request{Era: routerconv.EraC, Slow: true, Category: "math", Model: "m", Start: t0}, rand1())
-	out := s.Consume(batchOf(tr, 0, tr.SpanCount()), t0)
+	out := consume(s, batchOf(tr, 0, tr.SpanCount()), t0)
 	require.Equal(t, tr.SpanCount(), out.SpanCount())
-	require.Equal(t, 1, rec.count(TriggerImmediate, ReasonSlow))
-}
-
-func TestProcessingTimeAttributeCountsAsSlow(t *testing.T) {
-	cfg := testConfig()
-	cfg.DefaultPercentage = 0
-	s, rec := newSampler(t, cfg)
-	tr := build(routerconv.EraD, routersim.OutcomeOK, 1)
-	root := tr.Spans().At(tr.SpanCount() - 1)
-	root.Attributes().PutInt("processing.time_ms", 12_000)
-	s.Consume(batchOf(tr, 0, tr.SpanCount()), t0)
-	require.Equal(t, 1, rec.count(TriggerImmediate, ReasonSlow))
+	require.Equal(t, 1, rec.count(TriggerRoot, ReasonSlow), "complete at once: slow by its spans' extent, the model call's included")
 }
 
 // Rules are evaluated in order; the first one a span matches sets the rate.
@@ -213,7 +234,7 @@ func TestRulesFirstMatchWins(t *testing.T) {
 	}
 	s, rec := newSampler(t, cfg)
 	tr := build(routerconv.EraC, routersim.OutcomeOK, 2)
-	out := s.Consume(batchOf(tr, 0, tr.SpanCount()), t0)
+	out := consume(s, batchOf(tr, 0, tr.SpanCount()), t0)
 	require.Equal(t, tr.SpanCount(), out.SpanCount())
 	require.Equal(t, 1, rec.count(TriggerRoot, ReasonRule))
 }
@@ -224,7 +245,7 @@ func TestResourceAttributeRule(t *testing.T) {
 	cfg.Rules = []Rule{{Name: "canary", Key: "service.version", Values: []string{"v0.3.0"}, Percentage: 100}}
 	s, _ := newSampler(t, cfg)
 	tr := build(routerconv.EraC, routersim.OutcomeOK, 2)
-	require.Equal(t, tr.SpanCount(), s.Consume(batchOf(tr, 0, tr.SpanCount()), t0).SpanCount())
+	require.Equal(t, tr.SpanCount(), consume(s, batchOf(tr, 0, tr.SpanCount()), t0).SpanCount())
 }
 
 // Two collectors with the same configuration agree on every trace without talking.
@@ -234,8 +255,8 @@ func TestConsistentAcrossInstances(t *testing.T) {
 	kept := 0
 	for seed := range uint64(300) {
 		tr := build(routerconv.EraD, routersim.OutcomeOK, seed)
-		ka := a.Consume(batchOf(tr, 0, tr.SpanCount()), t0).SpanCount() > 0
-		kb := b.Consume(batchOf(tr, 0, tr.SpanCount()), t0).SpanCount() > 0
+		ka := consume(a, batchOf(tr, 0, tr.SpanCount()), t0).SpanCount() > 0
+		kb := consume(b, batchOf(tr, 0, tr.SpanCount()), t0).SpanCount() > 0
 		require.Equal(t, ka, kb)
 		require.Equal(t, thresholdFor(10).ShouldSample(randomnessOf(tr.ID)), ka)
 		if ka {
@@ -256,7 +277,7 @@ func TestRandomnessFromTraceState(t *testing.T) {
 		for _, span := range tr.Spans().All() {
 			span.TraceState().FromRaw("ot=rv:" + tc.rv + ",vendor=x")
 		}
-		out := s.Consume(batchOf(tr, 0, tr.SpanCount()), t0)
+		out := consume(s, batchOf(tr, 0, tr.SpanCount()), t0)
 		require.Equal(t, tc.keep, out.SpanCount() > 0, "rv %s", tc.rv)
 		if tc.keep {
 			assert.Equal(t, "ot=rv:ffffffffffffff;th:e666,vendor=x", traceStates(out)[0])
@@ -273,9 +294,9 @@ func TestIncomingThresholdNeverLowered(t *testing.T) {
 	for _, span := range tr.Spans().All() {
 		span.TraceState().FromRaw("ot=th:8")
 	}
-	s.Consume(batchOf(tr, 0, tr.SpanCount()), t0)
+	consume(s, batchOf(tr, 0, tr.SpanCount()), t0)
 	out := s.Flush(t0)
-	for _, ts := range append(traceStates(out), traceStates(s.Consume(batchOf(tr, 0, 1), t0))...) {
+	for _, ts := range append(traceStates(out), traceStates(consume(s, batchOf(tr, 0, 1), t0))...) {
 		assert.Equal(t, "ot=th:8", ts, "keep-always th:0 does not lower th:8")
 	}
 }
@@ -286,17 +307,17 @@ func TestLateSpansAfterDrop(t *testing.T) {
 	s, rec := newSampler(t, cfg)
 	tr := build(routerconv.EraD, routersim.OutcomeOK, 5)
 	n := tr.SpanCount()
-	s.Consume(batchOf(tr, 0, n), t0)
+	consume(s, batchOf(tr, 0, n), t0)
 	require.Equal(t, 1, rec.dropped)
 
-	require.Zero(t, s.Consume(batchOf(tr, 0, 1), t0.Add(time.Second)).SpanCount())
+	require.Zero(t, consume(s, batchOf(tr, 0, 1), t0.Add(time.Second)).SpanCount())
 	require.Equal(t, 1, rec.late[LateDropped])
 
 	// A late error span is never dropped, and the trace is kept from then on.
 	errSpan := batchOf(tr, 1, 2)
 	errSpan.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Status().SetCode(ptrace.StatusCodeError)
-	require.Equal(t, 1, s.Consume(errSpan, t0.Add(2*time.Second)).SpanCount())
-	require.Equal(t, 1, s.Consume(batchOf(tr, 2, 3), t0.Add(3*time.Second)).SpanCount())
+	require.Equal(t, 1, consume(s, errSpan, t0.Add(2*time.Second)).SpanCount())
+	require.Equal(t, 1, consume(s, batchOf(tr, 2, 3), t0.Add(3*time.Second)).SpanCount())
 	require.Equal(t, 1, rec.late[LateRescued])
 	require.Equal(t, 1, rec.late[LateKept])
 	requireHeldZero(t, s)
@@ -307,24 +328,58 @@ func TestDecisionCacheIsBounded(t *testing.T) {
 	cfg := testConfig()
 	cfg.Shards = 1
 	cfg.DefaultPercentage = 0
-	cfg.DropCacheEntries = 2
+	cfg.DropCacheEntries = bucketWays // one bucket: exact FIFO
 	s, rec := newSampler(t, cfg)
 	var traces []routersim.Trace
-	for seed := range uint64(3) {
+	for seed := range uint64(bucketWays + 1) {
 		tr := build(routerconv.EraD, routersim.OutcomeOK, seed)
 		traces = append(traces, tr)
-		s.Consume(batchOf(tr, 0, tr.SpanCount()), t0)
+		consume(s, batchOf(tr, 0, tr.SpanCount()), t0)
 	}
-	s.Consume(batchOf(traces[2], 0, 1), t0)
+	consume(s, batchOf(traces[bucketWays], 0, 1), t0)
 	require.Equal(t, 1, rec.late[LateDropped], "recent decision remembered")
-	s.Consume(batchOf(traces[0], 0, 1), t0)
+	consume(s, batchOf(traces[0], 0, 1), t0)
 	require.Equal(t, 1, rec.late[LateDropped], "oldest decision forgotten: the span starts a new trace")
 	_, held := s.Held()
 	require.Equal(t, int64(1), held)
 }
 
+// A cache configured with fewer entries than shards still remembers: each shard gets its
+// share rounded up.
+func TestSmallCachesAreNotEmpty(t *testing.T) {
+	cfg := testConfig()
+	cfg.Shards = 8
+	cfg.KeepCacheEntries, cfg.DropCacheEntries = 3, 3
+	s, _ := newSampler(t, cfg)
+	for _, sh := range s.shards {
+		assert.Positive(t, sh.keep.capacity)
+		assert.Positive(t, sh.drop.capacity)
+	}
+}
+
+// The drop cache takes 8 bytes an entry and remembers the last half of its entries'
+// decisions but a few in a thousand.
+func TestDropCacheBytesPerEntry(t *testing.T) {
+	const n = 1 << 20
+	c := newDecisionCache[struct{}](n)
+	key := func(i int) uint64 {
+		return hashID(pcommon.TraceID{byte(i), byte(i >> 8), byte(i >> 16), byte(i >> 24), 1})
+	}
+	for i := range 2 * n {
+		c.put(key(i), struct{}{})
+	}
+	assert.Equal(t, 8.0, float64(c.bytes())/n)
+	forgotten := 0
+	for i := 2*n - n/2; i < 2*n; i++ {
+		if _, ok := c.get(key(i)); !ok {
+			forgotten++
+		}
+	}
+	assert.Less(t, forgotten, n/2/200)
+}
+
 // Bytes held are what the buffers take: the parked spans' encoding (with its slice's spare
-// capacity) plus each trace's bookkeeping. They return to zero.
+// capacity) plus the traces' bookkeeping. They return to the empty shards' own size.
 func TestByteAccounting(t *testing.T) {
 	s, _ := newSampler(t, testConfig())
 	var encoded int64
@@ -332,14 +387,19 @@ func TestByteAccounting(t *testing.T) {
 		tr := build(routerconv.EraD, routersim.OutcomeOK, seed)
 		in := batchOf(tr, 0, tr.SpanCount()-1) // no root: all stay buffered
 		encoded += int64((&ptrace.ProtoMarshaler{}).TracesSize(in))
-		s.Consume(in, t0)
+		consume(s, in, t0)
 	}
 	held, traces := s.Held()
 	require.Equal(t, int64(20), traces)
-	assert.GreaterOrEqual(t, held, encoded+20*traceOverhead)
-	assert.LessOrEqual(t, held, 2*encoded+20*traceOverhead)
+	spans := s.Memory(PartSpans)
+	assert.GreaterOrEqual(t, spans, encoded)
+	assert.LessOrEqual(t, spans, 2*encoded)
+	assert.Equal(t, held, spans+s.Memory(PartTraces))
+	assert.GreaterOrEqual(t, s.Memory(PartTraces), 20*slotSize)
 	s.Flush(t0)
-	requireHeldZero(t, s)
+	_, traces = s.Held()
+	require.Zero(t, traces)
+	require.Zero(t, s.Memory(PartSpans))
 }
 
 // Spans decided in the batch they arrive in are never encoded: nothing is held.
@@ -350,7 +410,7 @@ func TestSameBatchDecisionHoldsNothing(t *testing.T) {
 	tr := build(routerconv.EraD, routersim.OutcomeOK, 1)
 	in := batchOf(tr, 0, tr.SpanCount())
 	first := in.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
-	out := s.Consume(in, t0)
+	out := consume(s, in, t0)
 	require.Equal(t, tr.SpanCount(), out.SpanCount())
 	assert.Equal(t, first, out.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0), "the same span, not a decoded copy")
 	requireHeldZero(t, s)
@@ -365,12 +425,12 @@ func TestMemoryPressureDecidesOldestFirst(t *testing.T) {
 	cfg.Rules = []Rule{{Name: "oldest", Key: "category.name", Values: []string{"oldest"}, Percentage: 100}}
 	s, rec := newSampler(t, cfg)
 	oldest := routersim.Build(routersim.Request{Era: routerconv.EraC, Category: "oldest", Model: "m", Start: t0}, rand1())
-	s.Consume(batchOf(oldest, 0, 4), t0) // through the cache plugin, which names the category
+	consume(s, batchOf(oldest, 0, 4), t0) // through the cache plugin, which names the category
 
 	released := 0
 	for seed := range uint64(40) {
 		tr := build(routerconv.EraD, routersim.OutcomeOK, seed)
-		out := s.Consume(batchOf(tr, 0, tr.SpanCount()-1), t0.Add(time.Millisecond))
+		out := consume(s, batchOf(tr, 0, tr.SpanCount()-1), t0.Add(time.Millisecond))
 		if released == 0 && out.SpanCount() > 0 {
 			require.Equal(t, spanIDs(batchOf(oldest, 0, 4)), spanIDs(out), "the first trace decided is the oldest")
 		}
@@ -388,7 +448,7 @@ func TestTraceLimit(t *testing.T) {
 	cfg.MaxTraceSpans = 3
 	s, rec := newSampler(t, cfg)
 	tr := build(routerconv.EraD, routersim.OutcomeOK, 1)
-	s.Consume(batchOf(tr, 0, 3), t0)
+	consume(s, batchOf(tr, 0, 3), t0)
 	require.Equal(t, 1, rec.count(TriggerLimit, ReasonDefault))
 	requireHeldZero(t, s)
 }
@@ -399,9 +459,9 @@ func TestDuplicateSpansWhileBuffered(t *testing.T) {
 	s, rec := newSampler(t, cfg)
 	tr := build(routerconv.EraD, routersim.OutcomeOK, 1)
 	n := tr.SpanCount()
-	s.Consume(batchOf(tr, 0, n-1), t0)
-	s.Consume(batchOf(tr, 0, n-1), t0) // a retried export
-	out := s.Consume(batchOf(tr, n-1, n), t0)
+	consume(s, batchOf(tr, 0, n-1), t0)
+	consume(s, batchOf(tr, 0, n-1), t0) // a retried export
+	out := consume(s, batchOf(tr, n-1, n), t0)
 	require.ElementsMatch(t, allSpanIDs(tr), spanIDs(out))
 	require.Equal(t, n-1, rec.duplicates)
 }
@@ -410,7 +470,7 @@ func TestFlushDecidesEverything(t *testing.T) {
 	s, rec := newSampler(t, testConfig())
 	for seed := range uint64(50) {
 		tr := build(routerconv.EraC, routersim.OutcomeOK, seed)
-		s.Consume(batchOf(tr, 0, 2), t0)
+		consume(s, batchOf(tr, 0, 2), t0)
 	}
 	s.Flush(t0.Add(time.Second))
 	require.Equal(t, 50, rec.count(TriggerShutdown, ReasonDefault))
@@ -430,14 +490,14 @@ func TestRescueWindow(t *testing.T) {
 		s, rec := newSampler(t, cfg)
 		tr := build(routerconv.EraD, routersim.OutcomeOK, 1)
 		n := tr.SpanCount()
-		require.Zero(t, s.Consume(batchOf(tr, 0, n-1), t0).SpanCount(), "children wait for their root")
+		require.Zero(t, consume(s, batchOf(tr, 0, n-1), t0).SpanCount(), "children wait for their root")
 		require.Zero(t, s.Tick(t0.Add(30*time.Second)).SpanCount(), "the timeout drops them")
 
 		// The root arrives late, failed.
 		root := batchOf(tr, n-1, n)
 		root.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Status().SetCode(ptrace.StatusCodeError)
 		s.Tick(t0.Add(30*time.Second + tc.after))
-		out := s.Consume(root, t0.Add(30*time.Second+tc.after))
+		out := consume(s, root, t0.Add(30*time.Second+tc.after))
 		if tc.whole {
 			require.ElementsMatch(t, allSpanIDs(tr), spanIDs(out), "the whole trace comes back")
 			assert.Equal(t, n, rec.late[LateRescued])
@@ -459,14 +519,14 @@ func TestPressureGivesUpRescuableFirst(t *testing.T) {
 	for seed := range uint64(6) {
 		tr := build(routerconv.EraD, routersim.OutcomeOK, seed)
 		n := tr.SpanCount()
-		s.Consume(batchOf(tr, 0, n-1), t0)
-		s.Consume(batchOf(tr, n-1, n), t0) // dropped, kept for rescue
+		consume(s, batchOf(tr, 0, n-1), t0)
+		consume(s, batchOf(tr, n-1, n), t0) // dropped, kept for rescue
 	}
 	held, traces := s.Held()
 	require.Zero(t, traces)
 	require.Positive(t, held)
 	open := build(routerconv.EraC, routersim.OutcomeOK, 99)
-	s.Consume(batchOf(open, 0, 3), t0)
+	consume(s, batchOf(open, 0, 3), t0)
 	require.Zero(t, rec.count(TriggerPressure, ReasonDefault), "no live trace decided while rescue memory can go")
 	held, traces = s.Held()
 	require.Equal(t, int64(1), traces)
@@ -487,7 +547,7 @@ func TestPressureSpillsBeforeDeciding(t *testing.T) {
 	for seed := range uint64(30) {
 		tr := build(routerconv.EraD, routersim.OutcomeOK, seed)
 		traces = append(traces, tr)
-		require.Zero(t, s.Consume(batchOf(tr, 0, tr.SpanCount()-1), t0).SpanCount())
+		require.Zero(t, consume(s, batchOf(tr, 0, tr.SpanCount()-1), t0).SpanCount())
 		held, _ := s.Held()
 		require.LessOrEqual(t, held, cfg.MaxBufferBytes)
 	}
@@ -497,7 +557,7 @@ func TestPressureSpillsBeforeDeciding(t *testing.T) {
 	// Roots end: each trace is decided on its own, spilled spans and all.
 	kept := 0
 	for _, tr := range traces {
-		out := s.Consume(batchOf(tr, tr.SpanCount()-1, tr.SpanCount()), t0)
+		out := consume(s, batchOf(tr, tr.SpanCount()-1, tr.SpanCount()), t0)
 		if out.SpanCount() > 0 {
 			require.ElementsMatch(t, allSpanIDs(tr), spanIDs(out))
 			kept++
@@ -511,7 +571,7 @@ func TestPressureSpillsBeforeDeciding(t *testing.T) {
 	sp.refuse = true
 	for seed := range uint64(30) {
 		tr := build(routerconv.EraD, routersim.OutcomeOK, seed+100)
-		s.Consume(batchOf(tr, 0, tr.SpanCount()-1), t0)
+		consume(s, batchOf(tr, 0, tr.SpanCount()-1), t0)
 	}
 	require.Positive(t, rec.spillFails)
 	require.Positive(t, rec.count(TriggerPressure, ReasonDefault), "a full spill falls back to early decisions")

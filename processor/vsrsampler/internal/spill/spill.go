@@ -1,7 +1,8 @@
 // Package spill keeps byte records on disk for vsr_sampler: the parked spans of traces the
 // memory budget cannot hold until their decision. Records live in append-only segment files; a
 // segment is deleted when its last record is freed, so disk use follows the traces in flight.
-// Nothing is durable: a new Store clears what an earlier process left.
+// Nothing is durable: every Store has a directory of its own, locked while it is open, and
+// removes the directories earlier processes left.
 package spill
 
 import (
@@ -10,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -20,6 +22,9 @@ type Ref struct {
 	length  uint32
 	offset  int64
 }
+
+// Len is the record's length.
+func (r Ref) Len() int { return int(r.length) }
 
 const (
 	// segmentSize is where a segment stops taking records: small enough that a few long-lived
@@ -36,6 +41,7 @@ var ErrFull = errors.New("spill: max_bytes reached")
 // Store is a set of segment files in one directory. It is safe for concurrent use.
 type Store struct {
 	dir      string
+	lock     *os.File
 	maxBytes int64
 
 	mu       sync.Mutex
@@ -55,22 +61,54 @@ type segment struct {
 	live          int
 }
 
-// Open creates dir if needed and removes the segments an earlier process left in it.
-func Open(dir string, maxBytes int64) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+// Open gives a new store a directory of its own under parent, named after name (the
+// processor's ID) and made unique, so that two instances configured with one directory never
+// share files. It first removes the directories under parent whose store is gone: their lock
+// is free once the process that held it has ended.
+func Open(parent, name string, maxBytes int64) (*Store, error) {
+	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return nil, fmt.Errorf("spill: %w", err)
 	}
-	stale, err := filepath.Glob(filepath.Join(dir, "*"+fileSuffix))
+	if err := removeAbandoned(parent); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(parent, strings.NewReplacer("/", "_", string(filepath.Separator), "_").Replace(name)+"-")
 	if err != nil {
 		return nil, fmt.Errorf("spill: %w", err)
 	}
-	for _, name := range stale {
-		if err := os.Remove(name); err != nil {
-			return nil, fmt.Errorf("spill: removing a segment left by an earlier run: %w", err)
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, errors.Join(err, os.RemoveAll(dir))
+	}
+	return &Store{dir: dir, lock: lock, maxBytes: maxBytes, segments: map[uint32]*segment{}}, nil
+}
+
+// lockName is the file a store holds locked in its directory.
+const lockName = "lock"
+
+// removeAbandoned removes the store directories under parent that no open store holds.
+func removeAbandoned(parent string) error {
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return fmt.Errorf("spill: %w", err)
+	}
+	for _, e := range entries {
+		dir := filepath.Join(parent, e.Name())
+		if _, err := os.Stat(filepath.Join(dir, lockName)); !e.IsDir() || err != nil {
+			continue // not a store's directory
+		}
+		if held, err := lockHeld(dir); err != nil || held {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("spill: removing what an earlier run left: %w", err)
 		}
 	}
-	return &Store{dir: dir, maxBytes: maxBytes, segments: map[uint32]*segment{}}, nil
+	return nil
 }
+
+// Dir is the store's own directory.
+func (s *Store) Dir() string { return s.dir }
 
 // OnDisk returns the bytes the store's files take.
 func (s *Store) OnDisk() int64 { return s.onDisk.Load() }
@@ -144,7 +182,7 @@ func (s *Store) Free(ref Ref) {
 	}
 }
 
-// Close deletes every segment.
+// Close deletes every segment and the store's directory.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -153,6 +191,10 @@ func (s *Store) Close() error {
 		errs = append(errs, s.remove(seg))
 	}
 	s.current = nil
+	if s.lock != nil {
+		errs = append(errs, os.RemoveAll(s.dir), s.lock.Close())
+		s.lock = nil
+	}
 	return errors.Join(errs...)
 }
 

@@ -18,7 +18,7 @@ func files(t *testing.T, dir string) []string {
 }
 
 func TestRecordsReadBackFromBufferAndFile(t *testing.T) {
-	s, err := Open(t.TempDir(), 1<<30)
+	s, err := Open(t.TempDir(), "vsr_sampler", 1<<30)
 	require.NoError(t, err)
 	defer s.Close()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -44,9 +44,9 @@ func TestRecordsReadBackFromBufferAndFile(t *testing.T) {
 }
 
 func TestDiskFollowsLiveRecords(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(dir, 1<<30)
+	s, err := Open(t.TempDir(), "vsr_sampler", 1<<30)
 	require.NoError(t, err)
+	dir := s.Dir()
 	record := make([]byte, 1<<20)
 	var refs []Ref
 	for range 40 { // 40 MiB: three segments
@@ -75,12 +75,12 @@ func TestDiskFollowsLiveRecords(t *testing.T) {
 	assert.Equal(t, "again", string(got))
 
 	require.NoError(t, s.Close())
-	assert.Empty(t, files(t, dir))
+	assert.NoDirExists(t, dir)
 	assert.Zero(t, s.OnDisk())
 }
 
 func TestFullStoreRefuses(t *testing.T) {
-	s, err := Open(t.TempDir(), 10)
+	s, err := Open(t.TempDir(), "vsr_sampler", 10)
 	require.NoError(t, err)
 	defer s.Close()
 	_, err = s.Put([]byte("12345678"))
@@ -89,20 +89,56 @@ func TestFullStoreRefuses(t *testing.T) {
 	assert.ErrorIs(t, err, ErrFull)
 }
 
-func TestOpenClearsAnEarlierRun(t *testing.T) {
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "00000007"+fileSuffix), []byte("stale"), 0o600))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "keep.txt"), []byte("not ours"), 0o600))
-	s, err := Open(dir, 1<<20)
+// A store whose process ended left its directory unlocked: the next one removes it. A store
+// still open, and files that are not a store's, are left alone.
+func TestOpenRemovesAbandonedStores(t *testing.T) {
+	parent := t.TempDir()
+	abandoned := filepath.Join(parent, "vsr_sampler-123")
+	require.NoError(t, os.MkdirAll(abandoned, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(abandoned, lockName), nil, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(abandoned, "00000007"+fileSuffix), []byte("stale"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(parent, "keep.txt"), []byte("not ours"), 0o600))
+	require.NoError(t, os.MkdirAll(filepath.Join(parent, "other"), 0o700))
+
+	live, err := Open(parent, "vsr_sampler", 1<<20)
 	require.NoError(t, err)
-	defer s.Close()
-	assert.Empty(t, files(t, dir))
-	assert.FileExists(t, filepath.Join(dir, "keep.txt"))
+	defer live.Close()
+	_, err = live.Put([]byte("live"))
+	require.NoError(t, err)
+	assert.NoDirExists(t, abandoned)
+	assert.FileExists(t, filepath.Join(parent, "keep.txt"))
+	assert.DirExists(t, filepath.Join(parent, "other"))
+
+	next, err := Open(parent, "vsr_sampler", 1<<20)
+	require.NoError(t, err)
+	defer next.Close()
+	assert.DirExists(t, live.Dir(), "a store still open is not abandoned")
+}
+
+// Two processors with one ID (two pipelines) configured with one directory share nothing.
+func TestTwoStoresOfOneNameShareNothing(t *testing.T) {
+	parent := t.TempDir()
+	a, err := Open(parent, "vsr_sampler", 1<<20)
+	require.NoError(t, err)
+	b, err := Open(parent, "vsr_sampler", 1<<20)
+	require.NoError(t, err)
+	assert.NotEqual(t, a.Dir(), b.Dir())
+	ra, err := a.Put([]byte("from a"))
+	require.NoError(t, err)
+	rb, err := b.Put([]byte("from b"))
+	require.NoError(t, err)
+	require.NoError(t, a.Close())
+	got, err := b.Get(rb, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "from b", string(got), "closing one store leaves the other's records")
+	_, err = a.Get(ra, nil)
+	assert.Error(t, err)
+	require.NoError(t, b.Close())
 }
 
 func TestOpenReportsAnUnusableDirectory(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "file")
 	require.NoError(t, os.WriteFile(file, nil, 0o600))
-	_, err := Open(filepath.Join(file, "spill"), 1<<20)
+	_, err := Open(filepath.Join(file, "spill"), "vsr_sampler", 1<<20)
 	assert.Error(t, err)
 }

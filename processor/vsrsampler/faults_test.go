@@ -1,0 +1,233 @@
+package vsrsampler
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
+
+	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
+	"github.com/otelcol-vsr/otelcol-vsr/internal/routersim"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/metadatatest"
+)
+
+// refusing is a next consumer that refuses while told to, as an exporter whose sending queue
+// is full, and records what it accepts.
+type refusing struct {
+	consumertest.TracesSink
+	refuse    atomic.Bool
+	permanent atomic.Bool
+}
+
+var errQueueFull = errors.New("sending queue is full")
+
+func (r *refusing) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	switch {
+	case r.permanent.Load():
+		return consumererror.NewPermanent(errors.New("rejected"))
+	case r.refuse.Load():
+		return errQueueFull
+	}
+	return r.TracesSink.ConsumeTraces(ctx, td)
+}
+
+func (r *refusing) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+
+// splitTrace is a kept era C request in two batches: all but its model call, then the call.
+func splitTrace(seed uint64) (first, last ptrace.Traces, spans int) {
+	tr := simulate(routerconv.EraC, routersim.OutcomeOK, "math", seed)
+	n := tr.SpanCount()
+	first, last = ptrace.NewTraces(), ptrace.NewTraces()
+	tr.Traces.CopyTo(first)
+	tr.Traces.CopyTo(last)
+	first.ResourceSpans().At(0).ScopeSpans().At(0).Spans().RemoveIf(func(s ptrace.Span) bool { return s.Name() == "semantic_router.upstream.request" })
+	last.ResourceSpans().At(0).ScopeSpans().At(0).Spans().RemoveIf(func(s ptrace.Span) bool { return s.Name() != "semantic_router.upstream.request" })
+	return first, last, n
+}
+
+func keepMath(cfg *Config) {
+	cfg.DefaultPercentage = 0
+	cfg.Rules = []RuleConfig{{Name: "math", Attribute: "category.name", Values: []string{"math"}, Percentage: 100}}
+}
+
+// Spans parked from earlier batches leave in a call of their own. When the next component
+// refuses (a full sending queue), the batch's own spans go back to its sender, who retries,
+// and the earlier ones are held and redelivered: nothing is lost, nothing counted lost.
+func TestReleasedSpansSurviveARefusingNextComponent(t *testing.T) {
+	tt := newTelemetry(t)
+	cfg := createDefaultConfig().(*Config)
+	keepMath(cfg)
+	next := &refusing{}
+	p, err := NewFactory().CreateTraces(context.Background(), metadatatest.NewSettings(tt), cfg, next)
+	require.NoError(t, err)
+	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+	ctx := context.Background()
+
+	first, last, n := splitTrace(1)
+	require.NoError(t, p.ConsumeTraces(ctx, first))
+	require.Zero(t, next.SpanCount(), "waiting for the model call")
+	next.refuse.Store(true)
+	retry := ptrace.NewTraces()
+	last.CopyTo(retry)
+	require.ErrorIs(t, p.ConsumeTraces(ctx, last), errQueueFull, "the sender learns its batch was refused")
+	next.refuse.Store(false)
+	require.NoError(t, p.ConsumeTraces(ctx, retry), "the sender's retry")
+	require.Eventually(t, func() bool { return next.SpanCount() == n }, 5*time.Second, 10*time.Millisecond,
+		"the spans released with the refused batch are redelivered")
+	seen := map[string]int{}
+	for _, td := range next.AllTraces() {
+		for _, rs := range td.ResourceSpans().All() {
+			for _, s := range rs.ScopeSpans().At(0).Spans().All() {
+				seen[s.SpanID().String()]++
+			}
+		}
+	}
+	assert.Len(t, seen, n, "each span once")
+	require.NoError(t, p.Shutdown(ctx))
+	_, err = tt.GetMetric("otelcol_processor_vsr_sampler_release_failures")
+	assert.Error(t, err, "nothing lost")
+}
+
+// What the next component refuses for good is lost, and counted.
+func TestPermanentRefusalIsCounted(t *testing.T) {
+	tt := newTelemetry(t)
+	cfg := createDefaultConfig().(*Config)
+	keepMath(cfg)
+	next := &refusing{}
+	p, err := NewFactory().CreateTraces(context.Background(), metadatatest.NewSettings(tt), cfg, next)
+	require.NoError(t, err)
+	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+	first, last, n := splitTrace(2)
+	require.NoError(t, p.ConsumeTraces(context.Background(), first))
+	next.permanent.Store(true)
+	require.Error(t, p.ConsumeTraces(context.Background(), last))
+	require.NoError(t, p.Shutdown(context.Background()))
+	metadatatest.AssertEqualProcessorVsrSamplerReleaseFailures(t, tt,
+		[]metricdata.DataPoint[int64]{{Value: int64(n - 1)}}, metricdatatest.IgnoreTimestamp())
+}
+
+// blocking is a next consumer that waits for its context to end.
+type blocking struct{ calls atomic.Int64 }
+
+func (b *blocking) ConsumeTraces(ctx context.Context, _ ptrace.Traces) error {
+	b.calls.Add(1)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (b *blocking) Capabilities() consumer.Capabilities { return consumer.Capabilities{} }
+
+// Shutdown honours its context: a next component that never answers, even to the timer's
+// release, delays it only until the deadline, and what it did not take is counted lost.
+func TestShutdownHonoursItsContext(t *testing.T) {
+	tt := newTelemetry(t)
+	cfg := createDefaultConfig().(*Config)
+	cfg.Grace = 50 * time.Millisecond
+	keepMath(cfg)
+	next := &blocking{}
+	p, err := NewFactory().CreateTraces(context.Background(), metadatatest.NewSettings(tt), cfg, next)
+	require.NoError(t, err)
+	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+	// Another service's trace: the timer decides it after the grace period and releases it.
+	other := simulate(routerconv.EraD, routersim.OutcomeOK, "math", 3)
+	other.Traces.ResourceSpans().At(0).Resource().Attributes().PutStr("service.name", "checkout")
+	other.Traces.ResourceSpans().At(0).ScopeSpans().At(0).Scope().SetName("checkout")
+	for _, s := range other.Spans().All() {
+		s.SetName("work")
+		s.Attributes().PutStr("category.name", "math")
+	}
+	require.NoError(t, p.ConsumeTraces(context.Background(), other.Traces))
+	require.Eventually(t, func() bool { return next.calls.Load() > 0 }, 5*time.Second, 10*time.Millisecond,
+		"the timer's release is stuck in the next component")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = p.Shutdown(ctx)
+	assert.Less(t, time.Since(start), 5*time.Second)
+	assert.Error(t, err)
+	assert.Positive(t, next.calls.Load())
+	_, err = tt.GetMetric("otelcol_processor_vsr_sampler_release_failures")
+	assert.NoError(t, err, "counted")
+}
+
+// Shutdown is safe without a start and when called twice.
+func TestShutdownTwiceAndWithoutStart(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	never, err := NewFactory().CreateTraces(context.Background(), metadatatest.NewSettings(newTelemetry(t)), cfg, new(consumertest.TracesSink))
+	require.NoError(t, err)
+	require.NoError(t, never.Shutdown(context.Background()))
+	require.NoError(t, never.Shutdown(context.Background()))
+
+	p := startProcessor(t, newTelemetry(t), cfg, new(consumertest.TracesSink))
+	require.NoError(t, p.Shutdown(context.Background()))
+	require.NoError(t, p.Shutdown(context.Background()))
+}
+
+// Two pipelines using one vsr_sampler make two instances with the same ID: configured with
+// one spill directory, each gets its own, and neither removes the other's files.
+func TestTwoInstancesShareNoSpillFiles(t *testing.T) {
+	dir := t.TempDir()
+	cfg := createDefaultConfig().(*Config)
+	keepMath(cfg)
+	cfg.MaxBufferBytes, cfg.MaxTraceBytes, cfg.Shards = 16_000, 16_000, 1
+	cfg.Spill = SpillConfig{Directory: dir, MaxBytes: 1 << 30}
+	var sinks [2]*consumertest.TracesSink
+	var procs [2]interface {
+		ConsumeTraces(context.Context, ptrace.Traces) error
+		Shutdown(context.Context) error
+	}
+	firsts := make([][]ptrace.Traces, 2)
+	lasts := make([][]ptrace.Traces, 2)
+	total := [2]int{}
+	for i := range procs {
+		sinks[i] = new(consumertest.TracesSink)
+		procs[i] = startProcessor(t, newTelemetry(t), cfg, sinks[i])
+		for seed := range uint64(20) {
+			first, last, n := splitTrace(100*uint64(i) + seed)
+			firsts[i], lasts[i] = append(firsts[i], first), append(lasts[i], last)
+			total[i] += n
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, td := range firsts[i] {
+				assert.NoError(t, procs[i].ConsumeTraces(context.Background(), td))
+			}
+		}()
+	}
+	wg.Wait()
+	subdirs, err := filepath.Glob(filepath.Join(dir, "vsr_sampler-*"))
+	require.NoError(t, err)
+	require.Len(t, subdirs, 2, "one directory each")
+	for _, d := range subdirs {
+		segments, _ := filepath.Glob(filepath.Join(d, "*.spill"))
+		assert.NotEmpty(t, segments, "both spilled")
+	}
+	require.NoError(t, procs[0].Shutdown(context.Background()))
+	for _, td := range lasts[1] {
+		require.NoError(t, procs[1].ConsumeTraces(context.Background(), td))
+	}
+	assert.Equal(t, total[1], sinks[1].SpanCount(), "the second instance's spilled spans survive the first's shutdown")
+	require.NoError(t, procs[1].Shutdown(context.Background()))
+	left, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, left)
+}

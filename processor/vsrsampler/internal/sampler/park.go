@@ -1,0 +1,256 @@
+package sampler
+
+import (
+	"errors"
+	"slices"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
+)
+
+var (
+	marshaler   ptrace.ProtoMarshaler
+	unmarshaler ptrace.ProtoUnmarshaler
+)
+
+// parkHere parks all of the batch's spans of a trace.
+func (s *Sampler) parkHere(sh *shard, si int32, in *here) {
+	s.parkRefs(sh, si, in.b, in.bt.spans)
+}
+
+// parkRefs encodes spans of the batch into the trace's buffer, one record per batch group.
+// The spans leave the batch: they are moved, not copied.
+func (s *Sampler) parkRefs(sh *shard, si int32, b *batch, refs []int32) {
+	for start := 0; start < len(refs); {
+		g := b.refs[refs[start]].group
+		end := start + 1
+		for end < len(refs) && b.refs[refs[end]].group == g {
+			end++
+		}
+		td := ptrace.NewTraces()
+		rs := td.ResourceSpans().AppendEmpty()
+		src := &b.groups[g]
+		src.rs.Resource().CopyTo(rs.Resource())
+		rs.SetSchemaUrl(src.rs.SchemaUrl())
+		ss := rs.ScopeSpans().AppendEmpty()
+		src.ss.Scope().CopyTo(ss.Scope())
+		ss.SetSchemaUrl(src.ss.SchemaUrl())
+		ss.Spans().EnsureCapacity(end - start)
+		for _, r := range refs[start:end] {
+			b.fates[r] = fatePark
+			b.span(r).MoveTo(ss.Spans().AppendEmpty())
+		}
+		s.appendParked(sh, si, td)
+		start = end
+	}
+}
+
+// appendParked encodes td into the trace's buffer. A TracesData with one ResourceSpans
+// encodes as exactly one record of the repeated field, so appending encodings yields the
+// encoding of all of them.
+func (s *Sampler) appendParked(sh *shard, si int32, td ptrace.Traces) {
+	t := &sh.slots[si]
+	encoded, _ := marshaler.MarshalTraces(td)
+	data, before := t.data.bytes(), t.data.capacity()
+	if need := len(data) + len(encoded); need > cap(data) {
+		// Grow by a quarter, not append's doubling: the spare capacity is memory held too.
+		// slices.Grow rounds up to the allocator's size class, so cap is what is allocated.
+		data = slices.Grow(slices.Clip(data), max(need, cap(data)+cap(data)/4)-len(data))
+	}
+	t.data.set(append(data, encoded...))
+	s.addSpanBytes(sh, t.data.capacity()-before)
+}
+
+// parked reports whether the trace holds spans, in memory or spilled.
+func (sh *shard) parked(si int32) bool {
+	return sh.slots[si].data.len() > 0 || sh.slots[si].has(flagSpilled)
+}
+
+// unpark decodes and empties the trace's parked spans, spilled ones first. A part that cannot
+// be read back is reported and left out: each part is whole records, so the rest decodes.
+func (s *Sampler) unpark(sh *shard, si int32) ptrace.Traces {
+	t := &sh.slots[si]
+	data := t.data.bytes()
+	if t.has(flagSpilled) {
+		data = nil
+		for _, ref := range sh.spilled[si] {
+			var err error
+			if data, err = s.cfg.Spill.Get(ref, data); err != nil {
+				s.obs.SpillFailed(err)
+			}
+			s.cfg.Spill.Free(ref)
+		}
+		data = append(data, t.data.bytes()...)
+		delete(sh.spilled, si)
+		t.flags &^= flagSpilled
+	}
+	td, err := unmarshaler.UnmarshalTraces(data)
+	if err != nil {
+		s.obs.Lost(errors.Join(errParkedUnreadable, err))
+		td = ptrace.NewTraces()
+	}
+	s.addSpanBytes(sh, -t.data.capacity())
+	t.data.set(nil)
+	return td
+}
+
+var errParkedUnreadable = errors.New("parked spans could not be decoded")
+
+// releaseParked sends a kept trace's parked spans out, through fin when the trace closes.
+// Without fin (a keep decided before the trace is complete), the root stays parked for the
+// close.
+func (s *Sampler) releaseParked(sh *shard, si int32, th sampling.Threshold, fin *finisher, out *output) {
+	if !sh.parked(si) {
+		return
+	}
+	td := s.unpark(sh, si)
+	var root ptrace.Traces
+	for _, rs := range td.ResourceSpans().All() {
+		for _, ss := range rs.ScopeSpans().All() {
+			router := s.services.RouterScope(rs.Resource(), ss.Scope())
+			ss.Spans().RemoveIf(func(span ptrace.Span) bool {
+				switch {
+				case fin != nil && fin.duplicate(span):
+					s.obs.DuplicateSpan()
+					return true
+				case fin != nil:
+					fin.span(span, router, out)
+				case router && routerconv.IsLocalRoot(span):
+					if root == (ptrace.Traces{}) {
+						root = ptrace.NewTraces()
+					}
+					moveSpan(span, rs, ss, root)
+					return true
+				default:
+					out.stamp(span, th)
+				}
+				return false
+			})
+		}
+	}
+	td.ResourceSpans().MoveAndAppendTo(out.traces().ResourceSpans())
+	if root != (ptrace.Traces{}) {
+		s.appendParked(sh, si, root)
+	}
+}
+
+// moveSpan moves span, with a copy of its resource and scope, into dst.
+func moveSpan(span ptrace.Span, rs ptrace.ResourceSpans, ss ptrace.ScopeSpans, dst ptrace.Traces) {
+	drs := dst.ResourceSpans().AppendEmpty()
+	rs.Resource().CopyTo(drs.Resource())
+	dss := drs.ScopeSpans().AppendEmpty()
+	ss.Scope().CopyTo(dss.Scope())
+	span.MoveTo(dss.Spans().AppendEmpty())
+}
+
+// finisher prepares the spans of a closing kept trace: stamped, each span once, the request's
+// summary on the router root, the routed model on a model call that does not name one.
+type finisher struct {
+	s      *Sampler
+	sh     *shard
+	si     int32
+	th     sampling.Threshold
+	seen   []pcommon.SpanID
+	seenAt map[pcommon.SpanID]struct{}
+}
+
+func (s *Sampler) newFinisher(sh *shard, si int32, th sampling.Threshold) *finisher {
+	return &finisher{s: s, sh: sh, si: si, th: th}
+}
+
+// duplicate reports whether a span with this ID was already released, and remembers it.
+func (f *finisher) duplicate(span ptrace.Span) bool {
+	id := span.SpanID()
+	if f.seenAt != nil {
+		if _, ok := f.seenAt[id]; ok {
+			return true
+		}
+		f.seenAt[id] = struct{}{}
+		return false
+	}
+	for _, x := range f.seen {
+		if x == id {
+			return true
+		}
+	}
+	f.seen = append(f.seen, id)
+	if len(f.seen) > 32 {
+		f.seenAt = make(map[pcommon.SpanID]struct{}, 2*len(f.seen))
+		for _, x := range f.seen {
+			f.seenAt[x] = struct{}{}
+		}
+	}
+	return false
+}
+
+func (f *finisher) span(span ptrace.Span, router bool, out *output) {
+	out.stamp(span, f.th)
+	t := &f.sh.slots[f.si]
+	if !router || !t.has(flagRouter) {
+		return
+	}
+	str := f.sh.strs.str
+	if routerconv.IsLocalRoot(span) {
+		routerconv.WriteSummary(span, &t.sum, t.timing(), str)
+		return
+	}
+	if info, _ := routerconv.LookupSpan(span.Name()); info.Role == routerconv.RoleUpstream {
+		if _, named := span.Attributes().Get("model.name"); !named {
+			routerconv.WriteModel(span, str(t.sum.SelectedModel))
+		}
+	}
+}
+
+// modelCall reports an upstream call or a model server's token usage, when a span shows one.
+// th is its trace's threshold when kept (an exemplar may point at it), else NeverSample.
+func (s *Sampler) modelCall(f *routerconv.Facts, span ptrace.Span, routed string, th sampling.Threshold, id pcommon.TraceID) {
+	upstream := f.Signals&routerconv.SigUpstream != 0
+	if !upstream && f.Usage == (routerconv.TokenUsage{}) {
+		return
+	}
+	c := &ModelCall{Upstream: upstream, Usage: f.Usage, Model: f.UpstreamModel, At: span.EndTimestamp().AsTime()}
+	if c.Model == "" {
+		c.Model = routed
+	}
+	if c.Usage.Model == "" {
+		c.Usage.Model = c.Model
+	}
+	if f.Signals&routerconv.SigError != 0 {
+		c.ErrorType = f.ErrorType
+	}
+	if span.EndTimestamp() > span.StartTimestamp() {
+		c.Duration = span.EndTimestamp().AsTime().Sub(span.StartTimestamp().AsTime())
+	}
+	if th != sampling.NeverSampleThreshold {
+		c.TraceID, c.SpanID = id, span.SpanID()
+	}
+	s.obs.ModelCall(c)
+}
+
+// output collects the spans released by decisions, created on first use.
+type output struct {
+	td  ptrace.Traces
+	set bool
+	// The previous span's stamping is memoized: a trace's spans usually share one tracestate.
+	memo                 bool
+	lastRaw, lastStamped string
+	lastTh               sampling.Threshold
+}
+
+func (o *output) traces() ptrace.Traces {
+	if !o.set {
+		o.td, o.set = ptrace.NewTraces(), true
+	}
+	return o.td
+}
+
+func (o *output) stamp(span ptrace.Span, th sampling.Threshold) {
+	raw := span.TraceState().AsRaw()
+	if !o.memo || raw != o.lastRaw || th != o.lastTh {
+		o.memo, o.lastRaw, o.lastTh, o.lastStamped = true, raw, th, stampTraceState(raw, th)
+	}
+	span.TraceState().FromRaw(o.lastStamped)
+}

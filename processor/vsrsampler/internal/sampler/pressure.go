@@ -1,0 +1,93 @@
+package sampler
+
+import "time"
+
+// relievePressure brings what is held back within max_buffer_bytes, which bounds all shards
+// together, visiting them one at a time (never two locks at once). First the parked spans of
+// the newest traces, whose decisions are furthest away, move to the spill; then the spans held
+// for rescue are given up; then, unless the caller holds input back instead
+// (block_on_overflow), the oldest traces are decided, having told the most about themselves.
+// Each step frees what it takes, so no more traces are decided than the budget needs, and a
+// trace as large as a shard's share cannot make its neighbours go first.
+func (s *Sampler) relievePressure(now time.Time, out *output) {
+	s.relieving.Lock()
+	defer s.relieving.Unlock()
+	if s.cfg.Spill != nil {
+		s.eachShard(func(sh *shard) bool { return s.spillNewest(sh) })
+	}
+	s.eachShard(func(sh *shard) bool {
+		for si := sh.timers[listRescuable].head; si >= 0 && s.overTarget(); si = sh.timers[listRescuable].head {
+			s.forget(sh, si)
+		}
+		return true
+	})
+	if !s.cfg.DecideOnPressure {
+		return
+	}
+	// Round by round, each shard decides its oldest trace: the oldest overall go first.
+	for s.overTarget() {
+		decided := false
+		s.eachShard(func(sh *shard) bool {
+			if si := sh.fifo.head; si >= 0 {
+				s.finish(sh, si, TriggerPressure, now, out)
+				decided = true
+			}
+			return true
+		})
+		if !decided {
+			return
+		}
+	}
+}
+
+// overTarget reports whether relief must go on: it stops a little below the budget, so that
+// the next batches do not each set it off again.
+func (s *Sampler) overTarget() bool {
+	held, _ := s.Held()
+	return held > s.cfg.MaxBufferBytes-s.cfg.MaxBufferBytes/32
+}
+
+// eachShard calls f with each shard locked, while over the target and f returns true.
+func (s *Sampler) eachShard(f func(*shard) bool) {
+	for _, sh := range s.shards {
+		if !s.overTarget() {
+			return
+		}
+		sh.mu.Lock()
+		more := f(sh)
+		s.account(sh)
+		sh.mu.Unlock()
+		if !more {
+			return
+		}
+	}
+}
+
+const (
+	// maxSpillScan bounds how many traces one call looks at for spans still in memory.
+	maxSpillScan = 256
+	// minSpill is the least a trace must hold in memory to be worth a spill record.
+	minSpill = 256
+)
+
+// spillNewest moves the parked spans of a shard's newest traces to the spill while over
+// budget. It reports false when the spill refused.
+func (s *Sampler) spillNewest(sh *shard) bool {
+	for si, n := sh.fifo.tail, 0; si >= 0 && n < maxSpillScan && s.overTarget(); si, n = sh.slots[si].fifo.prev, n+1 {
+		t := &sh.slots[si]
+		if t.data.len() < minSpill {
+			continue
+		}
+		ref, err := s.cfg.Spill.Put(t.data.bytes())
+		if err != nil {
+			s.obs.SpillFailed(err)
+			return false
+		}
+		sh.spilled[si] = append(sh.spilled[si], ref)
+		t.flags |= flagSpilled
+		s.addSpanBytes(sh, -t.data.capacity())
+		t.data.set(nil)
+		s.account(sh) // the spill's own bookkeeping counts too
+	}
+	return true
+}

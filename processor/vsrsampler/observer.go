@@ -1,0 +1,106 @@
+package vsrsampler
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/metadata"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/sampler"
+)
+
+// observer turns the core's events into the processor's telemetry. Attribute sets are built
+// once: recording allocates nothing.
+type observer struct {
+	tb     *metadata.TelemetryBuilder
+	logger *zap.Logger
+	// spillWarned, lostWarned: the first failure of each kind is logged, the rest counted.
+	spillWarned, lostWarned atomic.Bool
+	// reasons are the reason labels; reasonAt[r] is where reason r's start (rules have one each).
+	reasons  []string
+	reasonAt [sampler.NumReasons]int
+	traces   [2][][sampler.NumTriggers]metric.AddOption
+	spans    [2][]metric.AddOption
+	latency  [sampler.NumTriggers]metric.RecordOption
+	late     [sampler.NumLateOutcomes]metric.AddOption
+	parts    []metric.ObserveOption
+}
+
+func newObserver(tb *metadata.TelemetryBuilder, rules []RuleConfig, logger *zap.Logger) *observer {
+	o := &observer{tb: tb, logger: logger}
+	for r := range sampler.NumReasons {
+		o.reasonAt[r] = len(o.reasons)
+		if r != sampler.ReasonRule {
+			o.reasons = append(o.reasons, r.String())
+			continue
+		}
+		for _, rule := range rules {
+			o.reasons = append(o.reasons, "rule:"+rule.Name)
+		}
+	}
+	for d, decision := range []string{"dropped", "kept"} {
+		o.traces[d] = make([][sampler.NumTriggers]metric.AddOption, len(o.reasons))
+		o.spans[d] = make([]metric.AddOption, len(o.reasons))
+		for i, reason := range o.reasons {
+			base := []attribute.KeyValue{attribute.String("decision", decision), attribute.String("reason", reason)}
+			o.spans[d][i] = metric.WithAttributeSet(attribute.NewSet(base...))
+			for tr := range sampler.NumTriggers {
+				o.traces[d][i][tr] = metric.WithAttributeSet(attribute.NewSet(append(base, attribute.String("trigger", tr.String()))...))
+			}
+		}
+	}
+	for tr := range sampler.NumTriggers {
+		o.latency[tr] = metric.WithAttributeSet(attribute.NewSet(attribute.String("trigger", tr.String())))
+	}
+	for l := range sampler.NumLateOutcomes {
+		o.late[l] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", l.String())))
+	}
+	for p := range sampler.Part(sampler.NumParts) {
+		o.parts = append(o.parts, metric.WithAttributeSet(attribute.NewSet(attribute.String("part", p.String()))))
+	}
+	return o
+}
+
+func (o *observer) Decided(d sampler.Decision, trigger sampler.Trigger, spans int, latency time.Duration) {
+	ctx := context.Background()
+	kept, reason := 0, o.reasonAt[d.Reason]
+	if d.Reason == sampler.ReasonRule {
+		reason += d.Rule
+	}
+	if d.Keep {
+		kept = 1
+	}
+	o.tb.ProcessorVsrSamplerTracesDecided.Add(ctx, 1, o.traces[kept][reason][trigger])
+	o.tb.ProcessorVsrSamplerSpansDecided.Add(ctx, int64(spans), o.spans[kept][reason])
+	o.tb.ProcessorVsrSamplerDecisionLatency.Record(ctx, float64(latency)/float64(time.Millisecond), o.latency[trigger])
+}
+
+func (o *observer) Request(*sampler.Request) {}
+
+func (o *observer) ModelCall(*sampler.ModelCall) {}
+
+func (o *observer) LateSpan(l sampler.LateOutcome) {
+	o.tb.ProcessorVsrSamplerLateSpans.Add(context.Background(), 1, o.late[l])
+}
+
+func (o *observer) DuplicateSpan() {
+	o.tb.ProcessorVsrSamplerDuplicateSpans.Add(context.Background(), 1)
+}
+
+func (o *observer) SpillFailed(err error) {
+	o.tb.ProcessorVsrSamplerSpillFailures.Add(context.Background(), 1)
+	if !o.spillWarned.Swap(true) {
+		o.logger.Warn("spill failed; traces over max_buffer_bytes are decided early instead (counted in processor_vsr_sampler_spill_failures)", zap.Error(err))
+	}
+}
+
+func (o *observer) Lost(err error) {
+	o.tb.ProcessorVsrSamplerReleaseFailures.Add(context.Background(), 1)
+	if !o.lostWarned.Swap(true) {
+		o.logger.Error("parked spans could not be read back and are lost (counted in processor_vsr_sampler_release_failures)", zap.Error(err))
+	}
+}
