@@ -295,6 +295,9 @@ func (s *Sampler) policy(sh *shard, si int32, now time.Time) Decision {
 			rnd = e.rnd
 		}
 		d.Keep = d.Threshold.ShouldSample(rnd)
+		if d.Keep && d.Reason == ReasonDynamic {
+			s.dynamic.kept()
+		}
 	}
 	if e != nil && e.hasTh {
 		d.Threshold = maxThreshold(d.Threshold, e.th)

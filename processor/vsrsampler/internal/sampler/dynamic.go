@@ -1,6 +1,7 @@
 package sampler
 
 import (
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -9,87 +10,191 @@ import (
 // overflowKey is shared by the traces whose key arrived after MaxKeys were tracked.
 const overflowKey = "\x00overflow"
 
-// dynamic computes per-key keep probabilities that aim at a total rate of kept traces, shared
-// so that rare keys are kept more often than common ones (as Refinery's throughput samplers
-// do). Each window, the budget target×window is spread over the keys seen in the previous
-// window, smallest first: a key that needs less than its fair share is kept entirely and
-// leaves the rest to the others.
+// dynamic computes per-key keep probabilities that aim at a total rate of kept traces,
+// spread so that rare keys are kept more often than common ones (as Refinery's throughput
+// samplers do), and holds that rate from the first second: it never waits a whole window
+// knowing nothing.
+//
+// Each key's arrival rate is estimated from the traces decided, per wall-clock second: a
+// moving average over about one adjustment interval, raised at once by the last second's
+// count when a key surges, and in the very first second extrapolated from what arrived so
+// far. Every second, the target is spread over the keys smallest first: a key needing less
+// than its fair share is kept entirely and leaves the rest to the others. A key that appears
+// between two spreads gets a fair share of its own until the next. Probabilities are rounded
+// to a grid (2^(1/16)), so that collectors whose estimates differ by a little still agree.
 type dynamic struct {
-	cfg    Dynamic
-	mu     sync.Mutex
-	start  time.Time
-	counts map[string]float64
-	// smoothed blends the last windows so one burst does not swing the rates.
-	smoothed map[string]float64
-	rates    map[string]float64
+	cfg   Dynamic
+	alpha float64
+
+	mu sync.Mutex
+	// second is the wall-clock second being counted; warm is set once a whole second has
+	// been counted since the start.
+	second  int64
+	started time.Time
+	warm    bool
+	keys    map[string]*keyRate
+	// debt is what was kept short of the target lately (negative: beyond it), forgotten
+	// with debtMemory; the rates pay it back over payback. It corrects the randomness of
+	// sampling, so that each few seconds keep close to the target, not only their average.
+	debt   float64
+	lastAt time.Time
+}
+
+const (
+	debtMemory = 5 * time.Second
+	payback    = time.Second
+)
+
+// keyRate is what is known of one key.
+type keyRate struct {
+	// cur and prev count this second's and the last second's traces.
+	cur, prev float64
+	// avg is the moving average of the per-second count.
+	avg float64
+	// share is the key's allocation of kept traces per second; 0 before its first spread.
+	share float64
 }
 
 func newDynamic(cfg Dynamic) *dynamic {
 	if cfg.MaxKeys <= 0 {
 		cfg.MaxKeys = 1000
 	}
-	return &dynamic{cfg: cfg, counts: map[string]float64{}, smoothed: map[string]float64{}, rates: map[string]float64{}}
+	// The moving average forgets with a time constant of one adjustment interval.
+	alpha := 1 - math.Exp(-1/max(cfg.Window.Seconds(), 1))
+	return &dynamic{cfg: cfg, alpha: alpha, keys: map[string]*keyRate{}}
 }
 
-// rate counts one trace for key and returns its keep probability in [0, 1]. A key not seen in
-// the previous windows is rare by definition and is kept.
+// warmUpFloor bounds the extrapolation of the first second: a handful of traces in its first
+// milliseconds do not make a rate.
+const warmUpFloor = 100 * time.Millisecond
+
+// rate counts one trace for key and returns its keep probability in [0, 1].
 func (d *dynamic) rate(key string, now time.Time) float64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.start.IsZero() {
-		d.start = now
+	d.roll(now)
+	k := d.keys[key]
+	if k == nil {
+		if len(d.keys) >= d.cfg.MaxKeys {
+			key = overflowKey
+			k = d.keys[key]
+		}
+		if k == nil {
+			k = &keyRate{}
+			d.keys[key] = k
+		}
 	}
-	if now.Sub(d.start) >= d.cfg.Window {
-		d.recompute()
-		d.start = now
+	k.cur++
+	share := k.share
+	if share == 0 {
+		share = d.cfg.TargetPerSecond / float64(len(d.keys))
 	}
-	if _, ok := d.counts[key]; !ok && len(d.counts) >= d.cfg.MaxKeys {
-		key = overflowKey
-	}
-	d.counts[key]++
-	if r, ok := d.rates[key]; ok {
-		return r
-	}
-	return 1
+	correction := min(max(1+d.debt/(d.cfg.TargetPerSecond*payback.Seconds()), 0.25), 4)
+	return quantize(share * correction / d.estimate(k, now))
 }
 
-func (d *dynamic) recompute() {
-	for k, old := range d.smoothed {
-		if _, seen := d.counts[k]; !seen {
-			d.smoothed[k] = old / 2
-		}
+// kept counts a trace kept at the rate rate returned.
+func (d *dynamic) kept() {
+	d.mu.Lock()
+	d.debt--
+	d.mu.Unlock()
+}
+
+// estimate is a key's arrival rate, traces per second.
+func (d *dynamic) estimate(k *keyRate, now time.Time) float64 {
+	frac := float64(now.UnixNano()-d.second*int64(time.Second)) / float64(time.Second)
+	if !d.warm {
+		elapsed := max(now.Sub(d.started), warmUpFloor)
+		return k.cur / elapsed.Seconds()
 	}
-	for k, c := range d.counts {
-		if old, ok := d.smoothed[k]; ok {
-			d.smoothed[k] = (old + c) / 2
-		} else {
-			d.smoothed[k] = c
-		}
+	// The last second, sliding: this second's count and the part of the last one it has not
+	// replaced yet. It replaces the average when the key is new or surges beyond its noise;
+	// taking the larger of two noisy figures every time would keep too few.
+	last := k.cur + k.prev*(1-frac)
+	if k.avg == 0 || last > k.avg+surgeSigmas*math.Sqrt(max(k.avg, 1)) {
+		return last
 	}
-	keys := make([]string, 0, len(d.smoothed))
-	for k, c := range d.smoothed {
-		if c < 0.01 {
-			delete(d.smoothed, k)
+	return k.avg
+}
+
+// surgeSigmas is how far above its average, in Poisson standard deviations, a key's last second
+// must be to count as a surge.
+const surgeSigmas = 3
+
+// roll closes the seconds that have passed and spreads the target again.
+func (d *dynamic) roll(now time.Time) {
+	if dt := now.Sub(d.lastAt).Seconds(); !d.lastAt.IsZero() && dt > 0 {
+		d.debt = d.debt*math.Exp(-dt/debtMemory.Seconds()) + d.cfg.TargetPerSecond*dt
+	}
+	d.lastAt = now
+	s := now.Unix()
+	if d.started.IsZero() {
+		d.started, d.second = now, s
+		return
+	}
+	if s <= d.second {
+		return
+	}
+	first := !d.warm
+	for ; d.second < s; d.second++ {
+		for _, k := range d.keys {
+			n := k.cur
+			if first {
+				// The start fell within the second: scale its count to a whole one.
+				n /= max(time.Unix(d.second+1, 0).Sub(d.started), warmUpFloor).Seconds()
+				k.avg = n
+			} else {
+				k.avg += d.alpha * (n - k.avg)
+			}
+			k.prev, k.cur = n, 0
+		}
+		first = false
+	}
+	d.warm = true
+	d.spread()
+}
+
+// spread allocates the target over the keys, smallest rate first, and forgets keys that no
+// longer arrive.
+func (d *dynamic) spread() {
+	type est struct {
+		k    *keyRate
+		rate float64
+	}
+	ests := make([]est, 0, len(d.keys))
+	for name, k := range d.keys {
+		if k.avg < 0.01 && k.prev == 0 {
+			delete(d.keys, name)
 			continue
 		}
-		keys = append(keys, k)
+		ests = append(ests, est{k, max(k.avg, k.prev)})
 	}
-	slices.SortFunc(keys, func(a, b string) int {
-		switch ca, cb := d.smoothed[a], d.smoothed[b]; {
-		case ca < cb:
+	slices.SortFunc(ests, func(a, b est) int {
+		switch {
+		case a.rate < b.rate:
 			return -1
-		case ca > cb:
+		case a.rate > b.rate:
 			return 1
 		}
 		return 0
 	})
-	clear(d.rates)
-	budget := d.cfg.TargetPerSecond * d.cfg.Window.Seconds()
-	for i, k := range keys {
-		share := budget / float64(len(keys)-i)
-		kept := min(d.smoothed[k], share)
-		d.rates[k] = kept / d.smoothed[k]
-		budget -= kept
+	budget := d.cfg.TargetPerSecond
+	for i, e := range ests {
+		e.k.share = min(e.rate, budget/float64(len(ests)-i))
+		budget -= e.k.share
 	}
-	clear(d.counts)
+}
+
+// quantum is the ratio between neighbouring probabilities of the grid.
+const quantum = 16
+
+// quantize rounds a probability to the nearest point of the grid 2^(-n/16), and 1 above it.
+func quantize(p float64) float64 {
+	if p >= 1 || math.IsNaN(p) {
+		return 1
+	}
+	if p <= 0 {
+		return 0
+	}
+	return math.Exp2(math.Round(math.Log2(p)*quantum) / quantum)
 }

@@ -1,7 +1,11 @@
 package sampler
 
 import (
+	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,33 +18,20 @@ import (
 
 func TestDynamicFavoursRareKeys(t *testing.T) {
 	d := newDynamic(Dynamic{Keys: []string{"category.name"}, TargetPerSecond: 10, Window: 10 * time.Second})
-	for range 1000 {
-		d.rate("common", t0)
+	for i := range 1000 {
+		d.rate("common", t0.Add(time.Duration(i)*time.Millisecond))
 	}
-	for range 10 {
-		d.rate("rare", t0)
+	for i := range 2 {
+		d.rate("rare", t0.Add(time.Duration(i)*500*time.Millisecond))
 	}
-	later := t0.Add(10 * time.Second)
-	assert.InDelta(t, 1.0, d.rate("rare", later), 1e-9, "rare needs 10 of the budget of 100: all kept")
-	assert.InDelta(t, 0.09, d.rate("common", later), 1e-9, "common shares the other 90 over 1000")
-	assert.InDelta(t, 1.0, d.rate("never-seen", later), 1e-9)
-}
-
-// Over a minute of skewed traffic the kept rate settles near the target.
-func TestDynamicMeetsTarget(t *testing.T) {
-	d := newDynamic(Dynamic{Keys: []string{"k"}, TargetPerSecond: 10, Window: 5 * time.Second})
-	rng := rand.New(rand.NewPCG(1, 2))
-	keys := []string{"a", "a", "a", "a", "a", "a", "b", "b", "c", "d"}
-	kept := 0
-	for sec := range 60 {
-		for i := range 200 {
-			now := t0.Add(time.Duration(sec)*time.Second + time.Duration(i)*5*time.Millisecond)
-			if rng.Float64() < d.rate(keys[rng.IntN(len(keys))], now) && sec >= 20 {
-				kept++
-			}
-		}
+	later := t0.Add(time.Second)
+	assert.Equal(t, 1.0, d.rate("rare", later), "rare needs 2 of the 10 a second: all kept")
+	assert.Less(t, d.rate("common", later), 0.05, "common shares the rest over 1000 a second")
+	assert.Equal(t, 1.0, d.rate("never-seen", later), "a new key gets a fair share: here all it needs")
+	for i := range 97 {
+		d.rate(fmt.Sprint("key", i), later)
 	}
-	assert.InDelta(t, 10, float64(kept)/40, 2.5, "kept per second after warm-up")
+	assert.Less(t, d.rate("never-seen-either", later), 0.3, "a fair share of the target over 100 keys")
 }
 
 func TestDynamicKeyCardinalityBounded(t *testing.T) {
@@ -48,18 +39,169 @@ func TestDynamicKeyCardinalityBounded(t *testing.T) {
 	for _, k := range []string{"a", "b", "c", "d", "e"} {
 		d.rate(k, t0)
 	}
-	require.Len(t, d.counts, 4, "three keys and the overflow bucket")
+	require.Len(t, d.keys, 4, "three keys and the overflow bucket")
 }
 
-func TestSamplerUsesDynamicRates(t *testing.T) {
+func TestQuantizedProbabilities(t *testing.T) {
+	assert.Equal(t, 1.0, quantize(1.5))
+	assert.Equal(t, 0.5, quantize(0.5))
+	assert.InDelta(t, 0.1, quantize(0.1), 0.1*0.03)
+	assert.Equal(t, quantize(0.1), quantize(0.1005), "close estimates give the same threshold")
+	assert.Equal(t, 0.0, quantize(0))
+}
+
+// dynamicRun feeds traffic through a sampler with dynamic sampling on a fake clock, a trace
+// at a time, whole, as a collector decides it when its root ends.
+type dynamicRun struct {
+	rate   float64
+	target float64
+	// keys are the categories of the traces, one per trace of the minute.
+	keys []string
+}
+
+type dynamicResult struct {
+	windows    []int // kept traces per 5 s window, by root start
+	sentByKey  map[string]int
+	keptByKey  map[string]int
+	keptTraces map[string]bool
+}
+
+func dynamicConfig(target float64) Config {
 	cfg := testConfig()
-	cfg.Dynamic = &Dynamic{Keys: []string{"category.name"}, TargetPerSecond: 1, Window: time.Second}
-	s, rec := newSampler(t, cfg)
-	tr := build(routerconv.EraC, routersim.OutcomeOK, 1)
-	out := consume(s, batchOf(tr, 0, tr.SpanCount()), t0)
-	require.Equal(t, tr.SpanCount(), out.SpanCount(), "a key never seen is rare: kept")
-	require.Equal(t, 1, rec.count(TriggerRoot, ReasonDynamic))
-	for _, ts := range traceStates(out) {
-		assert.Equal(t, "ot=th:0", ts, "probability 1 is threshold 0")
+	cfg.Dynamic = &Dynamic{Keys: []string{"category.name"}, TargetPerSecond: target, Window: 5 * time.Second}
+	return cfg
+}
+
+// run sends traffic from `from` to `to` (seconds of the run) through s.
+func (r dynamicRun) run(t *testing.T, s *Sampler, from, to float64, res *dynamicResult, seed uint64) {
+	for i, key := range r.keys {
+		at := float64(i) / r.rate
+		if at < from || at >= to {
+			continue
+		}
+		now := t0.Add(time.Duration(at * float64(time.Second)))
+		tr := routersim.Build(routersim.Request{Era: routerconv.EraC, Category: key, Model: "m", Start: now},
+			rand.New(rand.NewPCG(uint64(i), seed)))
+		res.sentByKey[key]++
+		if consume(s, batchOf(tr, 0, tr.SpanCount()), now).SpanCount() > 0 {
+			res.windows[int(at/5)]++
+			res.keptByKey[key]++
+			res.keptTraces[tr.ID.String()] = true
+		}
 	}
+}
+
+func newResult() *dynamicResult {
+	return &dynamicResult{windows: make([]int, 12), sentByKey: map[string]int{}, keptByKey: map[string]int{}, keptTraces: map[string]bool{}}
+}
+
+// zipfKeys draws a minute of categories at rate as the router's traffic does: a few carry
+// most of it. From newKeyAt seconds on (if positive), a tenth of the traffic has a new key.
+func zipfKeys(seed uint64, rate float64, newKeyAt float64) []string {
+	rng := rand.New(rand.NewPCG(seed, 9))
+	z := rand.NewZipf(rng, 1.3, 1, uint64(len(routersim.Categories)-1))
+	keys := make([]string, int(rate*60))
+	for i := range keys {
+		keys[i] = routersim.Categories[z.Uint64()]
+		if newKeyAt > 0 && float64(i)/rate >= newKeyAt && rng.IntN(10) == 0 {
+			keys[i] = "new-model-launch"
+		}
+	}
+	return keys
+}
+
+func (res *dynamicResult) report(t *testing.T, target float64) {
+	t.Logf("kept per 5 s window (target %.0f): %v", 5*target, res.windows)
+	keys := make([]string, 0, len(res.sentByKey))
+	for k := range res.sentByKey {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return res.sentByKey[b] - res.sentByKey[a] })
+	sent, kept := 0, 0
+	for _, k := range keys {
+		sent, kept = sent+res.sentByKey[k], kept+res.keptByKey[k]
+	}
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s %.1f%%→%.1f%%", k, 100*float64(res.sentByKey[k])/float64(sent), 100*float64(res.keptByKey[k])/float64(kept))
+	}
+	t.Logf("sent share → kept share per key:%s", b.String())
+}
+
+// From the first second, kept traces per 5 s window stay within 20 % of the target, and rare
+// keys are kept more often than common ones.
+func TestDynamicHoldsTargetFromTheFirstSecond(t *testing.T) {
+	const target = 20.0
+	run := dynamicRun{rate: 500, target: target, keys: zipfKeys(1, 500, 0)}
+	s, _ := newSampler(t, dynamicConfig(target))
+	res := newResult()
+	run.run(t, s, 0, 60, res, 1)
+	res.report(t, target)
+	for i, kept := range res.windows {
+		assert.InDelta(t, 5*target, float64(kept), 5*target*0.2, "window %d", i)
+	}
+	common, rare := routersim.Categories[0], routersim.Categories[len(routersim.Categories)-1]
+	share := func(m map[string]int, k string) float64 {
+		total := 0
+		for _, n := range m {
+			total += n
+		}
+		return float64(m[k]) / float64(total)
+	}
+	assert.Less(t, share(res.keptByKey, common), share(res.sentByKey, common), "the common key gives up share")
+	assert.Greater(t, share(res.keptByKey, rare), share(res.sentByKey, rare), "the rare key gains it")
+}
+
+// A collector restarted mid-run starts with nothing known: no window goes above 1.5× the
+// target.
+func TestDynamicAfterARestart(t *testing.T) {
+	const target = 20.0
+	run := dynamicRun{rate: 500, target: target, keys: zipfKeys(2, 500, 0)}
+	res := newResult()
+	before, _ := newSampler(t, dynamicConfig(target))
+	run.run(t, before, 0, 31.3, res, 2)
+	after, _ := newSampler(t, dynamicConfig(target))
+	run.run(t, after, 31.3, 60, res, 2)
+	res.report(t, target)
+	for i, kept := range res.windows {
+		assert.LessOrEqual(t, float64(kept), 1.5*5*target, "window %d", i)
+	}
+}
+
+// A key appearing mid-run with a tenth of the traffic does not push any window above 1.5×.
+func TestDynamicNewKeyMidRun(t *testing.T) {
+	const target = 20.0
+	run := dynamicRun{rate: 500, target: target, keys: zipfKeys(3, 500, 30)}
+	s, _ := newSampler(t, dynamicConfig(target))
+	res := newResult()
+	run.run(t, s, 0, 60, res, 3)
+	res.report(t, target)
+	for i, kept := range res.windows {
+		assert.LessOrEqual(t, float64(kept), 1.5*5*target, "window %d", i)
+	}
+	assert.Positive(t, res.keptByKey["new-model-launch"])
+}
+
+// Two collectors fed the same stream keep the same traces once their rate estimates have seen
+// the same traffic: here the second starts 20 s late and agrees from a few adjustment
+// intervals later.
+func TestDynamicConsistentAcrossCollectors(t *testing.T) {
+	const target = 20.0
+	run := dynamicRun{rate: 500, target: target, keys: zipfKeys(4, 500, 0)}
+	a, _ := newSampler(t, dynamicConfig(target))
+	b, _ := newSampler(t, dynamicConfig(target))
+	ra, rb := newResult(), newResult()
+	run.run(t, a, 0, 40, newResult(), 4)
+	run.run(t, a, 40, 60, ra, 4)
+	run.run(t, b, 20, 40, newResult(), 4)
+	run.run(t, b, 40, 60, rb, 4)
+	same := 0
+	for id := range ra.keptTraces {
+		if rb.keptTraces[id] {
+			same++
+		}
+	}
+	differ := len(ra.keptTraces) + len(rb.keptTraces) - 2*same
+	t.Logf("kept from 40 s on: %d and %d traces, %d in common", len(ra.keptTraces), len(rb.keptTraces), same)
+	assert.LessOrEqual(t, float64(differ), math.Max(1, 0.02*float64(len(ra.keptTraces))))
 }
