@@ -8,7 +8,7 @@ OCB := $(TOOLS)/builder-$(OCB_VERSION)
 BUILD_DIR := _build
 OTELCOL := $(BUILD_DIR)/otelcol-vsr
 # What the distribution is built from: a change to any of it rebuilds the binary.
-DISTRO_SOURCES := builder-config.yaml go.mod go.sum $(shell find processor internal -name '*.go' ! -name '*_test.go')
+DISTRO_SOURCES := builder-config.yaml go.mod go.sum $(shell find processor receiver internal -name '*.go' ! -name '*_test.go')
 FUZZTIME ?= 10s
 
 .DEFAULT_GOAL := build
@@ -26,9 +26,11 @@ $(OTELCOL): $(OCB) $(DISTRO_SOURCES)
 build: $(OTELCOL)
 
 ## run: build if needed and start the collector on collector-config.yaml (debug output; set
-## VSR_TRACES_ENDPOINT=host:4317 to also export to Tempo or Jaeger)
+## VSR_TRACES_ENDPOINT=host:4317 to also export to Tempo or Jaeger, VSR_METRICS_ENDPOINT for
+## request metrics over OTLP besides Prometheus on 127.0.0.1:8889)
 run: $(OTELCOL)
 	@if [ -n "$$VSR_TRACES_ENDPOINT" ] && [ -z "$$VSR_EXPORTERS" ]; then export VSR_EXPORTERS='[debug, otlp_grpc/backend]'; fi; \
+		if [ -n "$$VSR_METRICS_ENDPOINT" ] && [ -z "$$VSR_METRICS_EXPORTERS" ]; then export VSR_METRICS_EXPORTERS='[prometheus/requests, otlp_grpc/metrics]'; fi; \
 		exec $(OTELCOL) --config collector-config.yaml
 
 ## test: unit, golden, property and distribution tests, then a short fuzz of each pure core

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
+	"github.com/otelcol-vsr/otelcol-vsr/internal/requestmetrics"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/metadata"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/sampler"
 )
@@ -18,6 +19,7 @@ import (
 type observer struct {
 	tb     *metadata.TelemetryBuilder
 	logger *zap.Logger
+	hub    *requestmetrics.Hub
 	// spillWarned, lostWarned: the first failure of each kind is logged, the rest counted.
 	spillWarned, lostWarned atomic.Bool
 	// reasons are the reason labels; reasonAt[r] is where reason r's start (rules have one each).
@@ -30,8 +32,8 @@ type observer struct {
 	parts    []metric.ObserveOption
 }
 
-func newObserver(tb *metadata.TelemetryBuilder, rules []RuleConfig, logger *zap.Logger) *observer {
-	o := &observer{tb: tb, logger: logger}
+func newObserver(tb *metadata.TelemetryBuilder, rules []RuleConfig, logger *zap.Logger, hub *requestmetrics.Hub) *observer {
+	o := &observer{tb: tb, logger: logger, hub: hub}
 	for r := range sampler.NumReasons {
 		o.reasonAt[r] = len(o.reasons)
 		if r != sampler.ReasonRule {
@@ -79,9 +81,19 @@ func (o *observer) Decided(d sampler.Decision, trigger sampler.Trigger, spans in
 	o.tb.ProcessorVsrSamplerDecisionLatency.Record(ctx, float64(latency)/float64(time.Millisecond), o.latency[trigger])
 }
 
-func (o *observer) Request(*sampler.Request) {}
+// Request and ModelCall go to the request metrics (the vsr_requests receiver), when any are
+// subscribed.
+func (o *observer) Request(r *requestmetrics.Request) {
+	if o.hub.Active() {
+		o.hub.Request(r)
+	}
+}
 
-func (o *observer) ModelCall(*sampler.ModelCall) {}
+func (o *observer) ModelCall(c *requestmetrics.ModelCall) {
+	if o.hub.Active() {
+		o.hub.ModelCall(c)
+	}
+}
 
 func (o *observer) LateSpan(l sampler.LateOutcome) {
 	o.tb.ProcessorVsrSamplerLateSpans.Add(context.Background(), 1, o.late[l])

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
+	"github.com/otelcol-vsr/otelcol-vsr/internal/requestmetrics"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/metadata"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/sampler"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/spill"
@@ -57,7 +58,7 @@ func newSamplerProcessor(set processor.Settings, cfg *Config, next consumer.Trac
 		logger:    set.Logger,
 		next:      next,
 		telemetry: tb,
-		observer:  newObserver(tb, cfg.Rules, set.Logger),
+		observer:  newObserver(tb, cfg.Rules, set.Logger, requestmetrics.Acquire(set.ID.String())),
 		tick:      min(max(cfg.Grace/10, minTick), maxTick),
 	}, nil
 }
@@ -160,6 +161,7 @@ func (p *samplerProcessor) shutdown(ctx context.Context) error {
 
 func (p *samplerProcessor) shutdownOnce(ctx context.Context) error {
 	defer p.telemetry.Shutdown()
+	defer requestmetrics.Release(p.id.String())
 	if p.core == nil { // never started
 		return nil
 	}

@@ -1,12 +1,14 @@
 package sampler
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/otelcol-vsr/otelcol-vsr/internal/requestmetrics"
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
 )
 
@@ -96,7 +98,7 @@ func (s *Sampler) followDecision(sh *shard, b *batch, bt *batchTrace, out *outpu
 		for _, r := range bt.spans {
 			span := b.span(r)
 			f := routerconv.Classify(span, b.group(r).router)
-			s.modelCall(&f, span, "", th, bt.id)
+			s.modelCall(&f, span, "", th, bt.id, 1)
 			b.fates[r] = fatePass
 			out.stamp(span, th)
 			s.obs.LateSpan(LateKept)
@@ -110,7 +112,7 @@ func (s *Sampler) followDecision(sh *shard, b *batch, bt *batchTrace, out *outpu
 	for _, r := range bt.spans {
 		span := b.span(r)
 		f := routerconv.Classify(span, b.group(r).router)
-		s.modelCall(&f, span, "", sampling.NeverSampleThreshold, bt.id)
+		s.modelCall(&f, span, "", sampling.NeverSampleThreshold, bt.id, 1)
 		rescue = rescue || keepAlways(f.Signals)
 	}
 	if !rescue {
@@ -138,7 +140,7 @@ func (s *Sampler) joinRescuable(sh *shard, si int32, in *here, now time.Time, ou
 	for _, r := range in.bt.spans {
 		span := in.b.span(r)
 		f := routerconv.Classify(span, in.b.group(r).router)
-		s.modelCall(&f, span, "", sampling.NeverSampleThreshold, in.bt.id)
+		s.modelCall(&f, span, "", sampling.NeverSampleThreshold, in.bt.id, s.weight(sh, si))
 		rescue = rescue || keepAlways(f.Signals)
 	}
 	t := &sh.slots[si]
@@ -219,7 +221,7 @@ func (s *Sampler) observe(sh *shard, si int32, b *batch, r int32, now time.Time)
 		default:
 			th = s.keptThreshold(sh, si)
 		}
-		s.modelCall(&f, span, sh.strs.str(t.sum.SelectedModel), th, t.id)
+		s.modelCall(&f, span, sh.strs.str(t.sum.SelectedModel), th, t.id, s.weight(sh, si))
 	}
 }
 
@@ -339,7 +341,7 @@ func (s *Sampler) decide(sh *shard, si int32, trigger Trigger, now time.Time, cl
 		}
 		return outcomeKept
 	}
-	s.obs.Request(s.request(sh, si, d, now, false))
+	s.obs.Request(s.request(sh, si, now, false))
 	sh.drop.put(h, struct{}{})
 	sh.leaveLists(si)
 	s.traces.Add(-1)
@@ -378,7 +380,7 @@ func (s *Sampler) close(sh *shard, si int32, now time.Time, in *here, out *outpu
 			fin.span(span, in.b.group(r).router, out)
 		}
 	}
-	s.obs.Request(s.request(sh, si, Decision{Keep: true, Threshold: th}, now, true))
+	s.obs.Request(s.request(sh, si, now, true))
 	sh.leaveLists(si)
 	s.traces.Add(-1)
 	s.free(sh, si)
@@ -445,22 +447,21 @@ func (s *Sampler) free(sh *shard, si int32) {
 }
 
 // request is what the metrics are told of a trace that is done.
-func (s *Sampler) request(sh *shard, si int32, d Decision, now time.Time, kept bool) *Request {
+func (s *Sampler) request(sh *shard, si int32, now time.Time, kept bool) *requestmetrics.Request {
 	t := &sh.slots[si]
-	r := &Request{Decision: d, At: now, Router: t.has(flagRouter), Weight: 1}
-	if e := sh.lookupExtra(si); e != nil && e.hasTh {
-		r.Weight = e.th.AdjustedCount()
-	}
+	r := &requestmetrics.Request{At: now, Kept: kept, Router: t.has(flagRouter), Weight: s.weight(sh, si)}
 	if kept {
 		r.TraceID = t.id
 	}
 	str := sh.strs.str
-	r.Era = t.sum.Era()
+	r.Era = t.sum.Era().String()
 	r.Service = str(t.service)
 	r.SelectedModel = str(t.sum.SelectedModel)
 	r.Category = str(t.sum.Category)
-	r.DecisionName = str(t.sum.Decision)
-	r.Cache = t.sum.Cache
+	r.Decision = str(t.sum.Decision)
+	if t.sum.Cache != routerconv.CacheUnknown {
+		r.CacheHit = strconv.FormatBool(t.sum.Cache == routerconv.CacheHit)
+	}
 	if t.sum.Error() {
 		r.ErrorType = str(t.sum.ErrorType)
 	}
@@ -474,4 +475,13 @@ func (s *Sampler) request(sh *shard, si int32, d Decision, now time.Time, kept b
 		r.Duration = time.Duration(ms) * time.Millisecond
 	}
 	return r
+}
+
+// weight is how many requests a trace stands for: the adjusted count of the threshold a head
+// sampler in front wrote, else 1.
+func (s *Sampler) weight(sh *shard, si int32) float64 {
+	if e := sh.lookupExtra(si); e != nil && e.hasTh {
+		return e.th.AdjustedCount()
+	}
+	return 1
 }

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/otelcol-vsr/otelcol-vsr/internal/requestmetrics"
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routersim"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/spill"
@@ -28,8 +29,8 @@ type recorder struct {
 	spans      int
 	spillFails int
 	lost       int
-	requests   []Request
-	calls      []ModelCall
+	requests   []requestmetrics.Request
+	calls      []requestmetrics.ModelCall
 }
 
 func newRecorder() *recorder {
@@ -51,13 +52,13 @@ func (r *recorder) Decided(d Decision, trigger Trigger, spans int, _ time.Durati
 	}
 }
 
-func (r *recorder) Request(req *Request) {
+func (r *recorder) Request(req *requestmetrics.Request) {
 	r.mu.Lock()
 	r.requests = append(r.requests, *req)
 	r.mu.Unlock()
 }
 
-func (r *recorder) ModelCall(c *ModelCall) {
+func (r *recorder) ModelCall(c *requestmetrics.ModelCall) {
 	r.mu.Lock()
 	r.calls = append(r.calls, *c)
 	r.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/otelcol-vsr/otelcol-vsr/internal/requestmetrics"
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
 )
 
@@ -206,17 +207,18 @@ func (f *finisher) span(span ptrace.Span, router bool, out *output) {
 
 // modelCall reports an upstream call or a model server's token usage, when a span shows one.
 // th is its trace's threshold when kept (an exemplar may point at it), else NeverSample.
-func (s *Sampler) modelCall(f *routerconv.Facts, span ptrace.Span, routed string, th sampling.Threshold, id pcommon.TraceID) {
+func (s *Sampler) modelCall(f *routerconv.Facts, span ptrace.Span, routed string, th sampling.Threshold, id pcommon.TraceID, weight float64) {
 	upstream := f.Signals&routerconv.SigUpstream != 0
 	if !upstream && f.Usage == (routerconv.TokenUsage{}) {
 		return
 	}
-	c := &ModelCall{Upstream: upstream, Usage: f.Usage, Model: f.UpstreamModel, At: span.EndTimestamp().AsTime()}
+	c := &requestmetrics.ModelCall{Upstream: upstream, Model: f.UpstreamModel, At: span.EndTimestamp().AsTime(),
+		InputTokens: f.Usage.Input, OutputTokens: f.Usage.Output, Weight: weight}
+	if c.Model == "" {
+		c.Model = f.Usage.Model
+	}
 	if c.Model == "" {
 		c.Model = routed
-	}
-	if c.Usage.Model == "" {
-		c.Usage.Model = c.Model
 	}
 	if f.Signals&routerconv.SigError != 0 {
 		c.ErrorType = f.ErrorType

@@ -7,9 +7,7 @@ import (
 	"time"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
-	"go.opentelemetry.io/collector/pdata/pcommon"
-
-	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
+	"github.com/otelcol-vsr/otelcol-vsr/internal/requestmetrics"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/spill"
 )
 
@@ -128,54 +126,15 @@ type Decision struct {
 	Threshold sampling.Threshold
 }
 
-// Request is what the core tells of a trace it is done with, kept or dropped, so request
-// metrics count all traffic, not only what was sampled.
-type Request struct {
-	Decision Decision
-	// At is when the trace was done with.
-	At time.Time
-	// TraceID is set for kept traces only: an exemplar may point at them.
-	TraceID pcommon.TraceID
-	// Weight is the number of requests the trace stands for: the adjusted count of a head
-	// sampler in front that wrote its threshold (OTEP 235), else 1.
-	Weight float64
-	// Router: the trace has router spans; the facts below are the request's.
-	Router        bool
-	Era           routerconv.Era
-	Service       string
-	SelectedModel string
-	Category      string
-	DecisionName  string
-	Cache         routerconv.Cache
-	// ErrorType is set when the request failed.
-	ErrorType string
-	// Action is "blocked" or "allowed" when the guards decided, with the block's Reason.
-	Action, Reason string
-	// Duration is from the root's start to the last span's end.
-	Duration time.Duration
-}
-
-// ModelCall is one call to a model: the router's upstream request, or a model server's span
-// reporting token usage. It is told as its span arrives.
-type ModelCall struct {
-	Upstream  bool
-	Model     string
-	ErrorType string
-	Duration  time.Duration
-	Usage     routerconv.TokenUsage
-	At        time.Time
-	// TraceID and SpanID are set when the trace is already known to be kept.
-	TraceID pcommon.TraceID
-	SpanID  pcommon.SpanID
-}
-
 // Observer receives the core's events for telemetry. It is called with a shard locked, so it
 // must be quick and must not call back into the Sampler.
 type Observer interface {
 	Decided(d Decision, trigger Trigger, spans int, latency time.Duration)
-	// Request is called once per trace, when it is done with.
-	Request(r *Request)
-	ModelCall(c *ModelCall)
+	// Request is called once per trace, when it is done with, kept or dropped: request
+	// metrics count all traffic.
+	Request(r *requestmetrics.Request)
+	// ModelCall is called for each model call or token report, as its span arrives.
+	ModelCall(c *requestmetrics.ModelCall)
 	LateSpan(o LateOutcome)
 	DuplicateSpan()
 	// SpillFailed reports a spill that could not be written (full, or an I/O error) or read back.

@@ -116,11 +116,11 @@ func TestEveryTraceIsReportedOnce(t *testing.T) {
 	kept := 0
 	for _, r := range rec.requests {
 		assert.Equal(t, "qwen3-8b", r.SelectedModel)
-		assert.Equal(t, routerconv.EraD, r.Era)
+		assert.Equal(t, "D", r.Era)
 		assert.Equal(t, "vllm-sr", r.Service)
 		assert.Equal(t, "allowed", r.Action)
 		assert.Equal(t, 1.0, r.Weight)
-		if r.Decision.Keep {
+		if r.Kept {
 			kept++
 			assert.False(t, r.TraceID.IsEmpty(), "kept traces carry their ID for exemplars")
 		} else {

@@ -1,0 +1,336 @@
+package requestmetrics
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+)
+
+// requestDimensions are the request facts a series may be keyed by: each takes a handful of
+// values, set by the router's configuration, never one per request or user.
+var requestDimensions = map[string]func(*Request) string{
+	"service.name":           func(r *Request) string { return r.Service },
+	"routing.selected_model": func(r *Request) string { return r.SelectedModel },
+	"category.name":          func(r *Request) string { return r.Category },
+	"decision.name":          func(r *Request) string { return r.Decision },
+	"security.action":        func(r *Request) string { return r.Action },
+	"security.reason":        func(r *Request) string { return r.Reason },
+	"cache.hit":              func(r *Request) string { return r.CacheHit },
+	"vsr.era":                func(r *Request) string { return r.Era },
+}
+
+// DefaultDimensions are all of them.
+var DefaultDimensions = []string{"service.name", "routing.selected_model", "category.name", "decision.name",
+	"security.action", "security.reason", "cache.hit", "vsr.era"}
+
+// explosive are keys operators reach for that take a value per request, user or path: as a
+// dimension they would make a series each.
+var explosive = []string{"request.id", "trace.id", "trace_id", "span.id", "user.id", "session.id", "enduser.id",
+	"url.path", "url.query", "http.path", "http.target", "cache.key", "gen_ai.prompt", "processing.time_ms"}
+
+// DefaultDurationBuckets are histogram bounds in seconds: a router answers from the cache in
+// milliseconds and from a reasoning model in minutes.
+var DefaultDurationBuckets = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
+
+// Config chooses the dimensions and bounds of the metrics.
+type Config struct {
+	Dimensions []string
+	// MaxSeries bounds the distinct dimension sets of each metric; beyond, an overflow series
+	// (otel.metric.overflow=true) counts the rest.
+	MaxSeries       int
+	DurationBuckets []float64
+}
+
+// Validate checks the configuration; each error names its key.
+func (c *Config) Validate() error {
+	var errs []error
+	seen := map[string]bool{}
+	for i, d := range c.Dimensions {
+		switch {
+		case slices.Contains(explosive, d):
+			errs = append(errs, fmt.Errorf("dimensions[%d]: %q takes a value per request or user and would make a series each; choose from %v", i, d, DefaultDimensions))
+		case requestDimensions[d] == nil:
+			errs = append(errs, fmt.Errorf("dimensions[%d]: %q is not a request fact; choose from %v", i, d, DefaultDimensions))
+		case seen[d]:
+			errs = append(errs, fmt.Errorf("dimensions[%d]: %q is listed twice", i, d))
+		}
+		seen[d] = true
+	}
+	if c.MaxSeries < 1 {
+		errs = append(errs, fmt.Errorf("max_series: must be positive, got %d", c.MaxSeries))
+	}
+	if len(c.DurationBuckets) == 0 {
+		errs = append(errs, errors.New("duration_buckets: must list at least one bound"))
+	}
+	for i, b := range c.DurationBuckets {
+		if math.IsNaN(b) || math.IsInf(b, 0) || b <= 0 || (i > 0 && b <= c.DurationBuckets[i-1]) {
+			errs = append(errs, fmt.Errorf("duration_buckets[%d]: bounds must be positive, finite and increasing, got %v", i, b))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Aggregator sums records into cumulative series. It is safe for concurrent use.
+type Aggregator struct {
+	cfg   Config
+	dims  []func(*Request) string
+	start pcommon.Timestamp
+
+	mu       sync.Mutex
+	families [numFamilies]family
+}
+
+// Metric families.
+const (
+	requests = iota
+	requestErrors
+	requestDuration
+	modelCalls
+	modelCallErrors
+	modelCallDuration
+	modelTokens
+	numFamilies
+)
+
+// family is one metric's series, by their attributes joined.
+type family struct {
+	series   map[string]*series
+	overflow *series
+}
+
+// series is one attribute set's cumulative value: a sum, or a histogram, with exemplars.
+type series struct {
+	attrs []string // key, value, key, value…
+	sum   float64
+	// A histogram's bucket counts (len(bounds)+1) and count; nil for a sum.
+	buckets []float64
+	count   float64
+	// exemplars are the latest per bucket (one for a sum).
+	exemplars []exemplar
+}
+
+type exemplar struct {
+	at      time.Time
+	value   float64
+	traceID pcommon.TraceID
+	spanID  pcommon.SpanID
+}
+
+// NewAggregator returns an aggregator for a validated cfg, its series starting at start.
+func NewAggregator(cfg Config, start time.Time) *Aggregator {
+	a := &Aggregator{cfg: cfg, start: pcommon.NewTimestampFromTime(start)}
+	for _, d := range cfg.Dimensions {
+		a.dims = append(a.dims, requestDimensions[d])
+	}
+	for i := range a.families {
+		a.families[i].series = map[string]*series{}
+	}
+	return a
+}
+
+// overflowAttrs mark the series that counts what came beyond max_series.
+var overflowAttrs = []string{"otel.metric.overflow", "true"}
+
+// at returns the series of family f with attrs, creating it (or, past the cap, the
+// overflow series).
+func (a *Aggregator) at(f int, attrs []string, histogram bool) *series {
+	fam := &a.families[f]
+	key := strings.Join(attrs, "\x00")
+	if s := fam.series[key]; s != nil {
+		return s
+	}
+	if len(fam.series) >= a.cfg.MaxSeries {
+		if fam.overflow == nil {
+			fam.overflow = a.newSeries(overflowAttrs, histogram)
+		}
+		return fam.overflow
+	}
+	s := a.newSeries(slices.Clone(attrs), histogram)
+	fam.series[key] = s
+	return s
+}
+
+func (a *Aggregator) newSeries(attrs []string, histogram bool) *series {
+	s := &series{attrs: attrs, exemplars: make([]exemplar, 1)}
+	if histogram {
+		s.buckets = make([]float64, len(a.cfg.DurationBuckets)+1)
+		s.exemplars = make([]exemplar, len(s.buckets))
+	}
+	return s
+}
+
+func (s *series) add(w float64, ex exemplar) {
+	s.sum += w
+	if !ex.traceID.IsEmpty() {
+		ex.value = w
+		s.exemplars[0] = ex
+	}
+}
+
+func (s *series) observe(bounds []float64, v, w float64, ex exemplar) {
+	b := sort.SearchFloat64s(bounds, v) // the first bound ≥ v: buckets are (prev, bound]
+	s.buckets[b] += w
+	s.count += w
+	s.sum += v * w
+	if !ex.traceID.IsEmpty() {
+		ex.value = v
+		s.exemplars[b] = ex
+	}
+}
+
+// Request sums a router request into the request metrics.
+func (a *Aggregator) Request(r *Request) {
+	if !r.Router {
+		return
+	}
+	attrs := make([]string, 0, 2*len(a.dims)+2)
+	for i, d := range a.dims {
+		attrs = append(attrs, a.cfg.Dimensions[i], d(r))
+	}
+	w := max(r.Weight, 1)
+	ex := exemplar{at: r.At, traceID: r.TraceID}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.at(requests, attrs, false).add(w, ex)
+	if r.ErrorType != "" {
+		a.at(requestErrors, append(attrs, "error.type", r.ErrorType), false).add(w, ex)
+	}
+	if r.Duration > 0 {
+		a.at(requestDuration, attrs, true).observe(a.cfg.DurationBuckets, r.Duration.Seconds(), w, ex)
+	}
+}
+
+// ModelCall sums a model call into the model metrics.
+func (a *Aggregator) ModelCall(c *ModelCall) {
+	attrs := []string{"gen_ai.response.model", c.Model}
+	w := max(c.Weight, 1)
+	ex := exemplar{at: c.At, traceID: c.TraceID, spanID: c.SpanID}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c.Upstream {
+		a.at(modelCalls, attrs, false).add(w, ex)
+		if c.ErrorType != "" {
+			a.at(modelCallErrors, append(attrs, "error.type", c.ErrorType), false).add(w, ex)
+		}
+		if c.Duration > 0 {
+			a.at(modelCallDuration, attrs, true).observe(a.cfg.DurationBuckets, c.Duration.Seconds(), w, ex)
+		}
+	}
+	for _, tokens := range [...]struct {
+		kind string
+		n    int64
+	}{{"input", c.InputTokens}, {"output", c.OutputTokens}} {
+		if tokens.n > 0 {
+			a.at(modelTokens, append(attrs[:2:2], "gen_ai.token.type", tokens.kind), false).add(w*float64(tokens.n), exemplar{})
+		}
+	}
+}
+
+// descriptions of the families: name, unit, description, histogram.
+var descriptions = [numFamilies]struct {
+	name, unit, description string
+	histogram               bool
+}{
+	requests:          {"vsr.requests", "{request}", "Router requests, all traffic (not only sampled), by request facts.", false},
+	requestErrors:     {"vsr.request.errors", "{request}", "Router requests that failed, by request facts and error.type.", false},
+	requestDuration:   {"vsr.request.duration", "s", "Router request duration, from the root's start to the last span's end.", true},
+	modelCalls:        {"vsr.model.calls", "{call}", "Calls from the router to a model.", false},
+	modelCallErrors:   {"vsr.model.call.errors", "{call}", "Calls to a model that failed, by error.type.", false},
+	modelCallDuration: {"vsr.model.call.duration", "s", "Duration of calls to a model.", true},
+	modelTokens:       {"vsr.model.tokens", "{token}", "Tokens models report (gen_ai.usage.*), by model and gen_ai.token.type.", false},
+}
+
+// ScopeName is the instrumentation scope of the metrics.
+const ScopeName = "github.com/otelcol-vsr/otelcol-vsr/receiver/vsrrequests"
+
+// Metrics returns the cumulative series at now.
+func (a *Aggregator) Metrics(now time.Time) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	sm := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty()
+	sm.Scope().SetName(ScopeName)
+	ts := pcommon.NewTimestampFromTime(now)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for f := range a.families {
+		fam := &a.families[f]
+		all := make([]*series, 0, len(fam.series)+1)
+		for _, s := range fam.series {
+			all = append(all, s)
+		}
+		if fam.overflow != nil {
+			all = append(all, fam.overflow)
+		}
+		if len(all) == 0 {
+			continue
+		}
+		d := descriptions[f]
+		m := sm.Metrics().AppendEmpty()
+		m.SetName(d.name)
+		m.SetUnit(d.unit)
+		m.SetDescription(d.description)
+		if d.histogram {
+			h := m.SetEmptyHistogram()
+			h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+			for _, s := range all {
+				a.histogramPoint(h.DataPoints().AppendEmpty(), s, ts)
+			}
+			continue
+		}
+		sum := m.SetEmptySum()
+		sum.SetIsMonotonic(true)
+		sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		for _, s := range all {
+			dp := sum.DataPoints().AppendEmpty()
+			a.pointHeader(dp.Attributes(), dp.SetStartTimestamp, dp.SetTimestamp, s, ts)
+			dp.SetDoubleValue(s.sum)
+			putExemplars(dp.Exemplars(), s.exemplars)
+		}
+	}
+	return md
+}
+
+func (a *Aggregator) pointHeader(attrs pcommon.Map, setStart, setTime func(pcommon.Timestamp), s *series, ts pcommon.Timestamp) {
+	for i := 0; i+1 < len(s.attrs); i += 2 {
+		attrs.PutStr(s.attrs[i], s.attrs[i+1])
+	}
+	setStart(a.start)
+	setTime(ts)
+}
+
+func (a *Aggregator) histogramPoint(dp pmetric.HistogramDataPoint, s *series, ts pcommon.Timestamp) {
+	a.pointHeader(dp.Attributes(), dp.SetStartTimestamp, dp.SetTimestamp, s, ts)
+	dp.ExplicitBounds().FromRaw(a.cfg.DurationBuckets)
+	counts := make([]uint64, len(s.buckets))
+	var total uint64
+	for i, c := range s.buckets {
+		counts[i] = uint64(math.Round(c))
+		total += counts[i]
+	}
+	dp.BucketCounts().FromRaw(counts)
+	dp.SetCount(total)
+	dp.SetSum(s.sum)
+	putExemplars(dp.Exemplars(), s.exemplars)
+}
+
+func putExemplars(dst pmetric.ExemplarSlice, exemplars []exemplar) {
+	for _, ex := range exemplars {
+		if ex.traceID.IsEmpty() {
+			continue
+		}
+		e := dst.AppendEmpty()
+		e.SetTimestamp(pcommon.NewTimestampFromTime(ex.at))
+		e.SetDoubleValue(ex.value)
+		e.SetTraceID(ex.traceID)
+		if !ex.spanID.IsEmpty() {
+			e.SetSpanID(ex.spanID)
+		}
+	}
+}
