@@ -43,6 +43,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		slow       = fs.Float64("slow-rate", def.SlowRate, "fraction of slow requests (15-45 s model calls)")
 		cacheHit   = fs.Float64("cache-hit-rate", def.CacheHitRate, "fraction answered by the semantic cache")
 		remote     = fs.Float64("remote-parent-rate", def.RemoteParentRate, "fraction of clients sending a traceparent")
+		modelSrv   = fs.Float64("model-server-rate", def.ModelServerRate, "fraction of requests the model server (service vllm) traces too, with token usage")
 		late       = fs.Float64("late-rate", 0.01, "fraction of traces whose last span arrives late")
 		lateDelay  = fs.Duration("late-delay", 10*time.Second, "how late a late span arrives")
 		outOfOrder = fs.Float64("out-of-order-rate", 0.02, "fraction of traces whose spans arrive shuffled")
@@ -71,7 +72,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return errors.New("-duration and -traces are both unbounded")
 	}
 	for name, v := range map[string]float64{"error-rate": *errorRate, "blocked-rate": *blocked, "slow-rate": *slow,
-		"cache-hit-rate": *cacheHit, "late-rate": *late, "out-of-order-rate": *outOfOrder, "root-last-rate": *rootLast} {
+		"cache-hit-rate": *cacheHit, "model-server-rate": *modelSrv, "late-rate": *late, "out-of-order-rate": *outOfOrder, "root-last-rate": *rootLast} {
 		if v < 0 || v > 1 {
 			return fmt.Errorf("-%s: %v is not a fraction", name, v)
 		}
@@ -84,7 +85,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 	cfg := loadgen.Config{
 		Mix: routersim.Mix{EraWeights: weights, ErrorRate: *errorRate, BlockedRate: *blocked, SlowRate: *slow,
-			CacheHitRate: *cacheHit, RemoteParentRate: *remote},
+			CacheHitRate: *cacheHit, RemoteParentRate: *remote, ModelServerRate: *modelSrv},
 		Rate: *rate, Duration: *duration, Traces: *traces,
 		LateRate: *late, LateDelay: *lateDelay, OutOfOrderRate: *outOfOrder, RootLastRate: *rootLast,
 		ExportDelay: *delay, BatchSpans: *batch, Pods: *pods, Workers: *workers, Seed: *seed,

@@ -85,9 +85,14 @@ func (s Stats) String() string {
 
 // Entry is one trace in the manifest.
 type Entry struct {
-	TraceID     string   `json:"trace_id"`
-	Era         string   `json:"era"`
-	Outcome     string   `json:"outcome"`
+	TraceID  string `json:"trace_id"`
+	Era      string `json:"era"`
+	Outcome  string `json:"outcome"`
+	Model    string `json:"model"`
+	Category string `json:"category"`
+	// RouterSpans is how many of SpanIDs, at their head in the order they were sent, are the
+	// router's; the rest are the model server's.
+	RouterSpans int      `json:"router_spans"`
 	Slow        bool     `json:"slow"`
 	MustKeep    bool     `json:"must_keep"`
 	SpanIDs     []string `json:"span_ids"`
@@ -154,7 +159,7 @@ type generator struct {
 	stats struct{ traces, spans, failed, inFlight atomic.Int64 }
 	// generating is the length of the generation phase, once it is over.
 	generating atomic.Int64
-	pods       [][]ptrace.ResourceSpans // per era, per pod: the resource template
+	pods       [][]ptrace.ResourceSpans // per group (four eras, the model server), per pod: resource and scope
 }
 
 func newGenerator(cfg Config) *generator {
@@ -162,7 +167,7 @@ func newGenerator(cfg Config) *generator {
 	cfg.Pods = max(cfg.Pods, 1)
 	cfg.Workers = max(cfg.Workers, 1)
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
-	return &generator{cfg: cfg, rng: rng, drawer: routersim.NewDrawer(cfg.Mix, rng), pods: make([][]ptrace.ResourceSpans, 4), open: map[int]*batch{}}
+	return &generator{cfg: cfg, rng: rng, drawer: routersim.NewDrawer(cfg.Mix, rng), pods: make([][]ptrace.ResourceSpans, modelServerGroup+1), open: map[int]*batch{}}
 }
 
 func (g *generator) snapshot(start time.Time) Stats {
@@ -290,6 +295,8 @@ func (g *generator) add(now time.Time) {
 		TraceID:  tr.ID.String(),
 		Era:      req.Era.String(),
 		Outcome:  req.Outcome.String(),
+		Model:    req.Model,
+		Category: req.Category,
 		Slow:     req.Slow,
 		MustKeep: MustKeep(req.Outcome),
 		RootEnd:  int64(tr.RootEnd().UnixNano()),
@@ -323,6 +330,7 @@ func (g *generator) add(now time.Time) {
 		sorted[n-1] = sorted[n-1].Add(g.cfg.LateDelay)
 	}
 
+	e.RouterSpans = n
 	g.mu.Lock()
 	idx := len(g.manifest)
 	for k, i := range order {
@@ -331,22 +339,44 @@ func (g *generator) add(now time.Time) {
 		e.LastEnd = max(e.LastEnd, int64(span.EndTimestamp()))
 		heap.Push(&g.sched, pending{at: sorted[k], span: span, pod: pod, trace: idx})
 	}
+	// The model server's spans leave from its own pod when they end.
+	modelSpans, traced := tr.ModelServerSpans()
+	modelPod := -1
+	if traced {
+		modelPod = modelServerGroup*g.cfg.Pods + g.rng.IntN(g.cfg.Pods)
+		for _, span := range modelSpans.All() {
+			e.SpanIDs = append(e.SpanIDs, span.SpanID().String())
+			e.LastEnd = max(e.LastEnd, int64(span.EndTimestamp()))
+			due := now
+			if g.cfg.Rate > 0 {
+				due = span.EndTimestamp().AsTime()
+			}
+			heap.Push(&g.sched, pending{at: due, span: span, pod: modelPod, trace: idx})
+		}
+	}
 	g.manifest = append(g.manifest, e)
 	g.mu.Unlock()
-	g.podResource(req.Era, pod, tr)
+	g.podResource(int(req.Era-1), pod, tr.Traces.ResourceSpans().At(0), "vllm-sr-"+req.Era.String())
+	if traced {
+		g.podResource(modelServerGroup, modelPod, tr.Traces.ResourceSpans().At(1), routersim.ModelServerService)
+	}
 	g.stats.traces.Add(1)
 	g.stats.inFlight.Add(1)
 }
 
-// podResource remembers the resource of each pod: router pods of one era differ only by name.
-func (g *generator) podResource(era routerconv.Era, pod int, tr routersim.Trace) {
-	e := int(era - 1)
-	local := pod - e*g.cfg.Pods
-	for len(g.pods[e]) <= local {
+// modelServerGroup is the pod group of the model server, after the four eras' router pods.
+const modelServerGroup = 4
+
+// podResource remembers the resource of each pod of a group: the pods of a group differ only
+// by instance name.
+func (g *generator) podResource(group, pod int, template ptrace.ResourceSpans, name string) {
+	local := pod - group*g.cfg.Pods
+	for len(g.pods[group]) <= local {
 		rs := ptrace.NewResourceSpans()
-		tr.Traces.ResourceSpans().At(0).Resource().CopyTo(rs.Resource())
-		rs.Resource().Attributes().PutStr("service.instance.id", fmt.Sprintf("vllm-sr-%s-%d", era, len(g.pods[e])))
-		g.pods[e] = append(g.pods[e], rs)
+		template.Resource().CopyTo(rs.Resource())
+		rs.Resource().Attributes().PutStr("service.instance.id", fmt.Sprintf("%s-%d", name, len(g.pods[group])))
+		template.ScopeSpans().At(0).Scope().CopyTo(rs.ScopeSpans().AppendEmpty().Scope())
+		g.pods[group] = append(g.pods[group], rs)
 	}
 }
 
@@ -368,9 +398,9 @@ func (g *generator) dispatch(now time.Time, queues []chan batch, all bool) {
 		if b == nil {
 			b = &batch{td: ptrace.NewTraces(), opened: now}
 			rs := b.td.ResourceSpans().AppendEmpty()
-			era, local := p.pod/g.cfg.Pods, p.pod%g.cfg.Pods
-			g.pods[era][local].Resource().CopyTo(rs.Resource())
-			rs.ScopeSpans().AppendEmpty().Scope().SetName(routerconv.TracerName)
+			template := g.pods[p.pod/g.cfg.Pods][p.pod%g.cfg.Pods]
+			template.Resource().CopyTo(rs.Resource())
+			template.ScopeSpans().At(0).Scope().CopyTo(rs.ScopeSpans().AppendEmpty().Scope())
 			g.open[p.pod] = b
 		}
 		p.span.CopyTo(b.td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().AppendEmpty())

@@ -19,6 +19,8 @@ type Mix struct {
 	CacheHitRate float64
 	// RemoteParentRate is how often the client sends a traceparent.
 	RemoteParentRate float64
+	// ModelServerRate is how often the model server traces the request too.
+	ModelServerRate float64
 }
 
 // DefaultMix is a rolling upgrade in progress with realistic failure rates.
@@ -30,6 +32,7 @@ func DefaultMix() Mix {
 		SlowRate:         0.01,
 		CacheHitRate:     0.1,
 		RemoteParentRate: 0.5,
+		ModelServerRate:  0.5,
 	}
 }
 
@@ -88,6 +91,7 @@ func (d *Drawer) Draw(start time.Time) Request {
 	}
 	req.Slow = req.Outcome == OutcomeOK && d.rng.Float64() < d.mix.SlowRate
 	req.Streaming = req.Era == routerconv.EraD && d.rng.IntN(2) == 0
+	req.ModelServer = d.rng.Float64() < d.mix.ModelServerRate
 	return req
 }
 

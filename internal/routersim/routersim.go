@@ -50,7 +50,14 @@ type Request struct {
 	RemoteParent bool
 	// Streaming is an era D streaming response.
 	Streaming bool
+	// ModelServer: the model server (vLLM) traces too. Its span joins the router's trace
+	// through the propagated traceparent, as a child of the upstream call, and reports the
+	// tokens it used. It comes from another service, exported by another process.
+	ModelServer bool
 }
+
+// ModelServerService is the service.name of the simulated model server.
+const ModelServerService = "vllm"
 
 // Trace is one built trace: its spans in the order the router ends (and exports) them.
 type Trace struct {
@@ -72,9 +79,17 @@ func (t Trace) RootEnd() time.Time {
 	return time.Time{}
 }
 
-// Spans are the trace's spans in end order.
+// Spans are the router's spans of the trace, in end order.
 func (t Trace) Spans() ptrace.SpanSlice {
 	return t.Traces.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+}
+
+// ModelServerSpans are the model server's spans of the trace, if it traced the request.
+func (t Trace) ModelServerSpans() (ptrace.SpanSlice, bool) {
+	if t.Traces.ResourceSpans().Len() < 2 {
+		return ptrace.SpanSlice{}, false
+	}
+	return t.Traces.ResourceSpans().At(1).ScopeSpans().At(0).Spans(), true
 }
 
 // eraVersions are the service.version values each era's routers report.
@@ -115,7 +130,50 @@ func Build(req Request, rng *rand.Rand) Trace {
 		b.eraD()
 	}
 	b.spans.Sort(func(x, y ptrace.Span) bool { return x.EndTimestamp() < y.EndTimestamp() })
+	if req.ModelServer {
+		b.modelServer(td)
+	}
 	return Trace{ID: b.traceID, Request: req, Traces: td}
+}
+
+// modelServer adds the model server's span under the upstream call, if the request made one:
+// it starts a little after the call and ends a little before it, and reports token usage
+// unless the call failed.
+func (b *builder) modelServer(td ptrace.Traces) {
+	var up ptrace.Span
+	found := false
+	for _, s := range b.spans.All() {
+		if s.Name() == "semantic_router.upstream.request" {
+			up, found = s, true
+		}
+	}
+	if !found {
+		return
+	}
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", ModelServerService)
+	ss := rs.ScopeSpans().AppendEmpty()
+	ss.Scope().SetName(ModelServerService)
+	s := ss.Spans().AppendEmpty()
+	s.SetTraceID(b.traceID)
+	s.SetSpanID(b.spanID())
+	s.SetParentSpanID(up.SpanID())
+	s.SetName("chat " + b.req.Model)
+	s.SetKind(ptrace.SpanKindServer)
+	margin := pcommon.Timestamp(b.ms(0.5, 3))
+	s.SetStartTimestamp(up.StartTimestamp() + margin)
+	s.SetEndTimestamp(max(up.EndTimestamp()-margin, s.StartTimestamp()))
+	a := s.Attributes()
+	a.PutStr("gen_ai.operation.name", "chat")
+	a.PutStr("gen_ai.request.model", b.req.Model)
+	a.PutStr("gen_ai.response.model", b.req.Model)
+	if up.Status().Code() == ptrace.StatusCodeError {
+		s.Status().SetCode(ptrace.StatusCodeError)
+		s.Status().SetMessage("model server error")
+		return
+	}
+	a.PutInt("gen_ai.usage.input_tokens", int64(100+b.rng.IntN(1900)))
+	a.PutInt("gen_ai.usage.output_tokens", int64(20+b.rng.IntN(980)))
 }
 
 type builder struct {
