@@ -44,10 +44,10 @@ fuzz-smoke:
 	$(GO) test -run '^$$' -fuzz '^FuzzAttribute$$' -fuzztime $(FUZZTIME) ./processor/vsrattrs/internal/normalize
 	$(GO) test -run '^$$' -fuzz '^FuzzStream$$' -fuzztime $(FUZZTIME) ./processor/vsrsampler/internal/sampler
 
-## e2e: the built distribution against a real Jaeger v2 on loopback (builds Jaeger once into
-## .tools/), printing a summary table
+## e2e: the built distribution against a real Jaeger v2 and a real Prometheus on loopback (builds
+## them once into .tools/), printing a summary table
 e2e: $(OTELCOL)
-	JAEGER_BIN=$$(e2e/jaeger/install.sh) OTELCOL_VSR_BIN=$(CURDIR)/$(OTELCOL) \
+	JAEGER_BIN=$$(e2e/jaeger/install.sh) PROMETHEUS_BIN=$$(e2e/prometheus/install.sh) OTELCOL_VSR_BIN=$(CURDIR)/$(OTELCOL) \
 		$(GO) test -tags e2e -count=1 -timeout 45m -v ./e2e/
 
 ## bench: the side-by-side benchmark; rewrites BENCHMARKS.md (several minutes, not part of CI)
@@ -65,9 +65,10 @@ lint:
 	$(GO) vet -tags e2e ./e2e/
 	$(GO) mod tidy -diff
 
-## generate: mdatagen code and the README's schema table
+## generate: mdatagen code, the Grafana dashboards and the README's schema table
 generate:
 	$(GO) generate ./...
+	$(GO) run ./distro/grafana/gen distro/grafana
 	$(GO) test ./processor/vsrattrs/internal/normalize -run '^TestREADMESchemaTable$$' -update-readme
 
 clean:

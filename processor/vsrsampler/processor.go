@@ -110,6 +110,10 @@ func (p *samplerProcessor) registerGauges() error {
 			o.Observe(bytes)
 			return nil
 		}),
+		p.telemetry.RegisterProcessorVsrSamplerBufferLimitCallback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(p.cfg.MaxBufferBytes)
+			return nil
+		}),
 		p.telemetry.RegisterProcessorVsrSamplerBufferedTracesCallback(func(_ context.Context, o metric.Int64Observer) error {
 			_, traces := p.core.Held()
 			o.Observe(traces)

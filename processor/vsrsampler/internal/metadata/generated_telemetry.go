@@ -28,6 +28,7 @@ type TelemetryBuilder struct {
 	meter                               metric.Meter
 	mu                                  sync.Mutex
 	registrations                       []metric.Registration
+	ProcessorVsrSamplerBufferLimit      metric.Int64ObservableGauge
 	ProcessorVsrSamplerBufferedBytes    metric.Int64ObservableGauge
 	ProcessorVsrSamplerBufferedTraces   metric.Int64ObservableGauge
 	ProcessorVsrSamplerDecisionLatency  metric.Float64Histogram
@@ -51,6 +52,21 @@ type telemetryBuilderOptionFunc func(mb *TelemetryBuilder)
 
 func (tbof telemetryBuilderOptionFunc) apply(mb *TelemetryBuilder) {
 	tbof(mb)
+}
+
+// RegisterProcessorVsrSamplerBufferLimitCallback sets callback for observable ProcessorVsrSamplerBufferLimit metric.
+func (builder *TelemetryBuilder) RegisterProcessorVsrSamplerBufferLimitCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ProcessorVsrSamplerBufferLimit, obs: o})
+		return nil
+	}, builder.ProcessorVsrSamplerBufferLimit)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
 }
 
 // RegisterProcessorVsrSamplerBufferedBytesCallback sets callback for observable ProcessorVsrSamplerBufferedBytes metric.
@@ -141,6 +157,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	}
 	builder.meter = Meter(settings)
 	var err, errs error
+	builder.ProcessorVsrSamplerBufferLimit, err = builder.meter.Int64ObservableGauge(
+		"otelcol_processor_vsr_sampler_buffer_limit",
+		metric.WithDescription("The configured max_buffer_bytes, to read buffered_bytes against. [Development]"),
+		metric.WithUnit("By"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ProcessorVsrSamplerBufferedBytes, err = builder.meter.Int64ObservableGauge(
 		"otelcol_processor_vsr_sampler_buffered_bytes",
 		metric.WithDescription("Bytes counted against max_buffer_bytes: parked spans, the bookkeeping of traces in flight and kept spans held for redelivery. [Development]"),

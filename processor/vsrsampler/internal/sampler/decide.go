@@ -457,6 +457,9 @@ func (s *Sampler) request(sh *shard, si int32, now time.Time, kept bool) *reques
 	r.Era = t.sum.Era().String()
 	r.Service = str(t.service)
 	r.SelectedModel = str(t.sum.SelectedModel)
+	if r.SelectedModel == "" {
+		r.SelectedModel = str(t.sum.UpstreamModel) // its routing span came too late
+	}
 	r.Category = str(t.sum.Category)
 	r.Decision = str(t.sum.Decision)
 	if t.sum.Cache != routerconv.CacheUnknown {

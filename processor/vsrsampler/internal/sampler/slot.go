@@ -155,16 +155,20 @@ func (t *slot) awaitingUpstream() bool {
 
 // complete reports whether nothing more is expected: the root has ended, and an era A–C
 // request has made its model call, been answered from the cache or been blocked outright,
-// while an era D root has arrived after its children. A guard match in a request that went
-// no further is only known complete after the grace period: absence is its sole sign.
+// while an era D root has arrived after its children. A model call names its model, or (eras
+// A and B) follows a routing span that does: without either, spans came out of order and
+// some are still missing. A guard match in a request that went no further is only known
+// complete after the grace period: absence is its sole sign.
 func (t *slot) complete() bool {
+	s := t.sum.Signals
+	routed := s&routerconv.SigUpstream == 0 || t.sum.SelectedModel != 0 || t.sum.UpstreamModel != 0
 	switch {
 	case !t.has(flagRoot):
 		return false
 	case t.has(flagEarlyRoot):
-		return t.sum.Signals&(routerconv.SigUpstream|routerconv.SigCacheHit|routerconv.SigBlocked) != 0
+		return routed && s&(routerconv.SigUpstream|routerconv.SigCacheHit|routerconv.SigBlocked) != 0
 	case t.has(flagRouterRoot):
-		return t.spans > 1
+		return routed && t.spans > 1
 	}
 	return false
 }

@@ -1,0 +1,133 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// promServer is a Prometheus server scraping the collector on loopback, with exemplar storage.
+type promServer struct {
+	*proc
+	port int
+}
+
+func startPrometheus(t *testing.T, targets ...string) *promServer {
+	p := &promServer{port: freePort(t)}
+	dir := t.TempDir()
+	quoted := make([]string, len(targets))
+	for i, target := range targets {
+		quoted[i] = strconv.Quote(target)
+	}
+	config := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: otelcol-vsr
+    static_configs:
+      - targets: [%s]
+`, strings.Join(quoted, ", "))
+	path := filepath.Join(dir, "prometheus.yml")
+	require.NoError(t, os.WriteFile(path, []byte(config), 0o600))
+	p.proc = startProc(t, "prometheus", binary(t, "PROMETHEUS_BIN", "../.tools/prometheus-v0.316.0/prometheus"), []string{
+		"--config.file=" + path,
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", p.port),
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--enable-feature=exemplar-storage",
+	}, nil)
+	waitHTTP(t, p.proc, fmt.Sprintf("http://127.0.0.1:%d/-/ready", p.port), time.Minute)
+	return p
+}
+
+type promSample struct {
+	Metric map[string]string `json:"metric"`
+	Value  [2]any            `json:"value"`
+}
+
+func (s promSample) value() float64 {
+	v, _ := strconv.ParseFloat(s.Value[1].(string), 64)
+	return v
+}
+
+// query evaluates a PromQL expression now; a parse error fails the test.
+func (p *promServer) query(t *testing.T, expr string) []promSample {
+	resp, err := httpClient.Get(fmt.Sprintf("http://127.0.0.1:%d/api/v1/query?%s", p.port, url.Values{"query": {expr}}.Encode()))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []promSample `json:"result"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", expr, r.Error)
+	require.Equal(t, "success", r.Status, "%s: %s", expr, r.Error)
+	return r.Data.Result
+}
+
+// exemplarTraceIDs returns the trace IDs of the exemplars of a query's series since start.
+func (p *promServer) exemplarTraceIDs(t *testing.T, expr string, start time.Time) map[string]bool {
+	q := url.Values{"query": {expr}, "start": {strconv.FormatInt(start.Unix(), 10)}, "end": {strconv.FormatInt(time.Now().Unix()+1, 10)}}
+	resp, err := httpClient.Get(fmt.Sprintf("http://127.0.0.1:%d/api/v1/query_exemplars?%s", p.port, q.Encode()))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var r struct {
+		Data []struct {
+			Exemplars []struct {
+				Labels map[string]string `json:"labels"`
+			} `json:"exemplars"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+	ids := map[string]bool{}
+	for _, series := range r.Data {
+		for _, ex := range series.Exemplars {
+			if id := ex.Labels["trace_id"]; id != "" {
+				ids[id] = true
+			}
+		}
+	}
+	return ids
+}
+
+// dashboardQueries returns every PromQL expression of a generated dashboard, with Grafana's
+// variables set as a viewer's would be.
+func dashboardQueries(t *testing.T, path string) []string {
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var doc any
+	require.NoError(t, json.Unmarshal(raw, &doc))
+	var exprs []string
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if e, ok := x["expr"].(string); ok {
+				exprs = append(exprs, strings.NewReplacer("$__rate_interval", "1m").Replace(e))
+			}
+			for _, c := range x {
+				walk(c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(c)
+			}
+		}
+	}
+	walk(doc)
+	require.NotEmpty(t, exprs, path)
+	return exprs
+}
