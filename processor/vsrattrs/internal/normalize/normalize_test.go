@@ -351,3 +351,25 @@ func TestAllowListCoversEvents(t *testing.T) {
 	New(opts).Traces(td)
 	assert.Equal(t, map[string]any{"exception.type": "x", "custom.team": "a"}, ev.Attributes().AsRaw())
 }
+
+// A raw path that stays (report mode, kept legacy keys) has its query's values redacted too.
+func TestRawPathQueryRedactedWhereItStays(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts func(*Options)
+		key  string
+	}{
+		{"report mode", func(o *Options) { o.Mode = ModeReport }, "http.path"},
+		{"kept legacy key", func(o *Options) { o.KeepLegacyKeys = true }, "http.path"},
+		{"report mode, canonical key", func(o *Options) { o.Mode = ModeReport }, "url.path"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			td, span, _ := routerSpan("semantic_router.request.received")
+			span.Attributes().PutStr(tc.key, "/v1/chat/completions?user=alice&debug")
+			opts := defaultOptions()
+			tc.opts(&opts)
+			New(opts).Traces(td)
+			assert.Equal(t, "/v1/chat/completions?user=REDACTED&debug", span.Attributes().AsRaw()[tc.key])
+		})
+	}
+}

@@ -82,6 +82,10 @@ func (w *work) attributes(attrs pcommon.Map, sources map[string]source, resource
 			w.redact(key, pv, a.Redact)
 			continue
 		}
+		if src.conv == ConvSplitQuery && (opts.Mode == ModeReport || (src.legacy && opts.KeepLegacyKeys)) {
+			// The raw path stays: its query's values are redacted in place all the same.
+			w.redactQueryInPlace(key, pv)
+		}
 		if src.legacy && opts.Mode != ModeReport && !opts.KeepLegacyKeys {
 			w.removes = append(w.removes, key)
 		}
@@ -197,6 +201,20 @@ func (w *work) splitPath(key, raw string) {
 	case QueryRedactValues:
 		w.writes = append(w.writes, write{"url.query", value{typ: TypeString, s: redactQueryValues(query)}})
 	}
+}
+
+// redactQueryInPlace rewrites a raw path whose query carries values (user=…) as url_query
+// says, under its own key.
+func (w *work) redactQueryInPlace(key string, pv pcommon.Value) {
+	path, query := splitQuery(pv.AsString())
+	if query == "" || w.n.opts.URLQuery == QueryKeep {
+		return
+	}
+	if w.n.opts.URLQuery == QueryRedactValues {
+		path += "?" + redactQueryValues(query)
+	}
+	w.writes = append(w.writes, write{key, value{typ: TypeString, s: path}})
+	w.count(IssueRedacted, key)
 }
 
 // unknownKey handles a key outside the schema: allow-list, then string hygiene.
