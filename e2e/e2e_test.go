@@ -306,3 +306,43 @@ func TestOverload(t *testing.T) {
 	report(v.row("4 overload 3×", rss, fmt.Sprintf("%.0f spans refused by the memory limiter and retried; %d spans given up by the sender; %.0f traces decided early under byte pressure",
 		refused, stats.FailedSpans, pressure)))
 }
+
+// Scenario 2b: the backend is away long enough that the exporter's small sending queue fills
+// and it refuses spans outright. Spans vsr_sampler released from earlier batches are held and
+// redelivered; a refused batch goes back to its sender, who retries. Every kept span arrives
+// once the backend is back, or the sender knows it failed; nothing vanishes silently.
+func TestBackendRefuses(t *testing.T) {
+	j := startJaeger(t)
+	c := startCollector(t, "collector", filepath.Join("configs", "refusing.yaml"), "VSR_TRACES_ENDPOINT="+j.endpoint())
+	wait := sendInBackground(t, traffic(100, 40*time.Second, 7), c.endpoint())
+	time.Sleep(5 * time.Second)
+	downAt := time.Now()
+	j.kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for c.metric(t, "otelcol_exporter_enqueue_failed_spans") == 0 && time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond)
+	}
+	refused := c.metric(t, "otelcol_exporter_enqueue_failed_spans")
+	require.Positive(t, refused, "the queue filled and the exporter refused spans")
+	time.Sleep(10 * time.Second)
+	j = j.restart(t)
+	manifest := wait()
+	c.settle(t, 3*time.Minute)
+
+	v := verify(t, j, manifest, func(e loadgen.Entry) bool {
+		return inOrder(e) && e.FirstSent > downAt.Add(time.Second).UnixNano()
+	})
+	v.requireNoLoss(t)
+	require.Positive(t, v.mustKeep)
+	assert.Zero(t, c.metric(t, "otelcol_processor_vsr_sampler_release_failures"), "no kept span lost inside the collector")
+	redelivered := c.metric(t, "otelcol_processor_vsr_sampler_redelivered_spans")
+	assert.Positive(t, redelivered, "released spans were held and redelivered")
+	gaveUp := 0
+	for _, e := range manifest {
+		if e.FailedSpans > 0 {
+			gaveUp++
+		}
+	}
+	report(v.row("2b backend refuses", c.peakRSSMiB(), fmt.Sprintf("sending queue of 20 requests, backend away ~15 s: %.0f spans refused by the exporter; %.0f released spans held and redelivered; %d traces had an export the sender gave up on (it was told); 0 release failures",
+		c.metric(t, "otelcol_exporter_enqueue_failed_spans"), redelivered, gaveUp)))
+}

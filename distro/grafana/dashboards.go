@@ -138,8 +138,9 @@ func Collector() *dashboard.DashboardBuilder {
 		WithPanel(series("Spans refused per second", "short", "Spans refused to senders: by the receiver (memory_limiter, block_on_overflow), by the memory limiter itself.",
 			query("sum("+rate("otelcol_receiver_refused_spans")+") or vector(0)", "receiver"),
 			query("sum("+rate("otelcol_processor_memory_limiter_refused_spans")+") or vector(0)", "memory_limiter"))).
-		WithPanel(series("Kept spans lost", "short", "Spans vsr_sampler could not deliver (release_failures): zero, or a problem.",
-			query("sum("+rate(sampler("release_failures"))+") or vector(0)", "release failures"))).
+		WithPanel(series("Kept spans redelivered and lost", "short", "Spans the next component refused at first and vsr_sampler delivered on a retry, and those it could not deliver (release_failures): zero, or a problem.",
+			query("sum("+rate(sampler("redelivered_spans"))+") or vector(0)", "redelivered"),
+			query("sum("+rate(sampler("release_failures"))+") or vector(0)", "lost"))).
 		WithPanel(series("Exporter queue fill", "percentunit", "Sending queue size over capacity, per exporter: a backend outage fills it.",
 			query("max by (exporter) (otelcol_exporter_queue_size / otelcol_exporter_queue_capacity)", "{{exporter}}"))).
 		WithPanel(series("Exporter spans sent and failed per second", "short", "Per exporter.",

@@ -79,7 +79,9 @@ func (p *samplerProcessor) newCore() error {
 		return errors.Join(err, p.closeSpill())
 	}
 	p.core = core
-	p.released = newRedelivery(p.next, core, p.cfg.MaxBufferBytes, p.releaseFailed)
+	p.released = newRedelivery(p.next, core, p.cfg.MaxBufferBytes, p.releaseFailed, func(ctx context.Context, spans int) {
+		p.telemetry.ProcessorVsrSamplerRedeliveredSpans.Add(ctx, int64(spans))
+	})
 	return nil
 }
 

@@ -32,6 +32,8 @@ type redelivery struct {
 	budget reserver
 	max    int64
 	failed func(ctx context.Context, spans int, err error)
+	// delivered counts spans delivered on a retry.
+	delivered func(ctx context.Context, spans int)
 
 	mu      sync.Mutex
 	queue   []heldBatch
@@ -45,8 +47,8 @@ type heldBatch struct {
 	spans int
 }
 
-func newRedelivery(next consumer.Traces, budget reserver, maxBytes int64, failed func(context.Context, int, error)) *redelivery {
-	return &redelivery{next: next, budget: budget, max: maxBytes, failed: failed}
+func newRedelivery(next consumer.Traces, budget reserver, maxBytes int64, failed func(context.Context, int, error), delivered func(context.Context, int)) *redelivery {
+	return &redelivery{next: next, budget: budget, max: maxBytes, failed: failed, delivered: delivered}
 }
 
 // send delivers td, or holds it if the next component refuses.
@@ -128,6 +130,7 @@ func (r *redelivery) retry(ctx context.Context, now time.Time) {
 			}
 			return
 		}
+		r.delivered(ctx, b.spans)
 	}
 }
 

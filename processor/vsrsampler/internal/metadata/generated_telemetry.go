@@ -36,6 +36,7 @@ type TelemetryBuilder struct {
 	ProcessorVsrSamplerLateSpans        metric.Int64Counter
 	ProcessorVsrSamplerMemoryBytes      metric.Int64ObservableGauge
 	ProcessorVsrSamplerOverflowRefusals metric.Int64Counter
+	ProcessorVsrSamplerRedeliveredSpans metric.Int64Counter
 	ProcessorVsrSamplerReleaseFailures  metric.Int64Counter
 	ProcessorVsrSamplerSpansDecided     metric.Int64Counter
 	ProcessorVsrSamplerSpillBytes       metric.Int64ObservableGauge
@@ -204,6 +205,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_processor_vsr_sampler_overflow_refusals",
 		metric.WithDescription("Batches refused because the buffer stayed full until their deadline (block_on_overflow). [Development]"),
 		metric.WithUnit("{batches}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorVsrSamplerRedeliveredSpans, err = builder.meter.Int64Counter(
+		"otelcol_processor_vsr_sampler_redelivered_spans",
+		metric.WithDescription("Spans of kept traces the next component refused at first (a full sending queue), held and delivered on a retry. [Development]"),
+		metric.WithUnit("{spans}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ProcessorVsrSamplerReleaseFailures, err = builder.meter.Int64Counter(

@@ -44,6 +44,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ProcessorVsrSamplerDuplicateSpans.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerLateSpans.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerOverflowRefusals.Add(context.Background(), 1)
+	tb.ProcessorVsrSamplerRedeliveredSpans.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerReleaseFailures.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerSpansDecided.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerSpillFailures.Add(context.Background(), 1)
@@ -70,6 +71,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorVsrSamplerOverflowRefusals(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorVsrSamplerRedeliveredSpans(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorVsrSamplerReleaseFailures(t, testTel,
