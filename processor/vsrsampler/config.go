@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
+
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/sampler"
 )
 
@@ -39,6 +41,10 @@ type Config struct {
 	// Spill moves the newest traces' buffered spans to disk when max_buffer_bytes is reached,
 	// so they wait for their decision instead of being decided early.
 	Spill SpillConfig `mapstructure:"spill"`
+	// Storage names a storage extension (file_storage) where the decisions are saved at
+	// shutdown and read back at start, so that the rest of a trace in flight at a restart
+	// follows what was decided for its first part.
+	Storage *component.ID `mapstructure:"storage"`
 	// ServiceNames are the router's service.name values.
 	ServiceNames []string `mapstructure:"service_names"`
 	// Shards splits the buffer by trace ID; 0 picks four per CPU.

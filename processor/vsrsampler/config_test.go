@@ -16,6 +16,7 @@ import (
 )
 
 func TestLoadConfig(t *testing.T) {
+	storageID := component.MustNewIDWithName("file_storage", "queue")
 	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
 	require.NoError(t, err)
 	tests := []struct {
@@ -35,7 +36,8 @@ func TestLoadConfig(t *testing.T) {
 			MaxBufferBytes: 64 << 20, MaxTraceBytes: 1 << 20, MaxTraceSpans: 500, BlockOnOverflow: true,
 			DecisionCache: DecisionCacheConfig{KeepEntries: 1000, DropEntries: 2000},
 			ServiceNames:  []string{"vllm-sr"}, Shards: 8, RescueWindow: 5 * time.Second,
-			Spill: SpillConfig{Directory: "/var/lib/otelcol-vsr/spill", MaxBytes: 2 << 30},
+			Spill:   SpillConfig{Directory: "/var/lib/otelcol-vsr/spill", MaxBytes: 2 << 30},
+			Storage: &storageID,
 		}},
 		{id: component.NewIDWithName(metadata.Type, "bad_rules"), wantErr: []string{
 			"rules[0].name: must not be empty", "rules[0].values: must list at least one value",

@@ -12,10 +12,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
@@ -230,4 +232,63 @@ func TestTwoInstancesShareNoSpillFiles(t *testing.T) {
 	left, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	assert.Empty(t, left)
+}
+
+// memStorage is a storage extension in memory, surviving its clients as a file would.
+type memStorage struct {
+	component.StartFunc
+	component.ShutdownFunc
+	data map[string][]byte
+}
+
+func (m *memStorage) GetClient(context.Context, component.Kind, component.ID, string) (storage.Client, error) {
+	return &memClient{m}, nil
+}
+
+type memClient struct{ m *memStorage }
+
+func (c *memClient) Get(_ context.Context, key string) ([]byte, error) { return c.m.data[key], nil }
+func (c *memClient) Set(_ context.Context, key string, v []byte) error {
+	c.m.data[key] = v
+	return nil
+}
+func (c *memClient) Delete(_ context.Context, key string) error {
+	delete(c.m.data, key)
+	return nil
+}
+func (c *memClient) Batch(context.Context, ...*storage.Operation) error { return nil }
+func (c *memClient) Close(context.Context) error                        { return nil }
+
+type hostWith map[component.ID]component.Component
+
+func (h hostWith) GetExtensions() map[component.ID]component.Component { return h }
+
+// With storage, a restart keeps a trace in flight whole: kept at shutdown, its rest follows
+// the saved decision in the next run.
+func TestRestartKeepsATraceInFlightWhole(t *testing.T) {
+	storageID := component.MustNewIDWithName("file_storage", "queue")
+	host := hostWith{storageID: &memStorage{data: map[string][]byte{}}}
+	cfg := createDefaultConfig().(*Config)
+	cfg.DefaultPercentage = 0
+	cfg.Storage = &storageID
+	tr := simulate(routerconv.EraD, routersim.OutcomeError, "math", 7)
+	n := tr.SpanCount()
+	first, rest := ptrace.NewTraces(), ptrace.NewTraces()
+	tr.Traces.CopyTo(first)
+	tr.Traces.CopyTo(rest)
+	first.ResourceSpans().At(0).ScopeSpans().At(0).Spans().RemoveIf(func(s ptrace.Span) bool { return s.Name() != "semantic_router.signal.evaluation" })
+	rest.ResourceSpans().At(0).ScopeSpans().At(0).Spans().RemoveIf(func(s ptrace.Span) bool { return s.Name() == "semantic_router.signal.evaluation" })
+
+	sink := new(consumertest.TracesSink)
+	run := func(td ptrace.Traces) {
+		p, err := NewFactory().CreateTraces(context.Background(), metadatatest.NewSettings(newTelemetry(t)), cfg, sink)
+		require.NoError(t, err)
+		require.NoError(t, p.Start(context.Background(), host))
+		require.NoError(t, p.ConsumeTraces(context.Background(), td))
+		require.NoError(t, p.Shutdown(context.Background()))
+	}
+	run(first)
+	require.Equal(t, 1, sink.SpanCount(), "in flight at shutdown: kept")
+	run(rest)
+	assert.Equal(t, n, sink.SpanCount(), "the rest follows the saved decision")
 }

@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processorhelper"
@@ -39,6 +40,8 @@ type samplerProcessor struct {
 	tick      time.Duration
 	// released holds kept spans the next component refused, for redelivery.
 	released *redelivery
+	// decisions is where the decision caches are saved at shutdown (storage), or nil.
+	decisions storage.Client
 	// runCtx is the context of the timer's sends; shutdown cancels it.
 	runCtx    context.Context
 	cancelRun context.CancelFunc
@@ -92,9 +95,12 @@ func (p *samplerProcessor) closeSpill() error {
 	return p.spill.Close()
 }
 
-func (p *samplerProcessor) start(context.Context, component.Host) error {
+func (p *samplerProcessor) start(ctx context.Context, host component.Host) error {
 	if err := p.newCore(); err != nil {
 		return err
+	}
+	if err := p.restoreDecisions(ctx, host); err != nil {
+		return errors.Join(err, p.closeSpill())
 	}
 	if err := p.registerGauges(); err != nil {
 		return errors.Join(err, p.closeSpill())
@@ -103,6 +109,49 @@ func (p *samplerProcessor) start(context.Context, component.Host) error {
 	p.done = make(chan struct{})
 	go p.run()
 	return nil
+}
+
+// restoreDecisions reads the decisions the last run saved, if storage is configured. Saved
+// decisions that cannot be read are only a warning: their traces' late spans start anew.
+func (p *samplerProcessor) restoreDecisions(ctx context.Context, host component.Host) error {
+	if p.cfg.Storage == nil {
+		return nil
+	}
+	ext, ok := host.GetExtensions()[*p.cfg.Storage]
+	if !ok {
+		return fmt.Errorf("storage: no extension %s in this collector's service", p.cfg.Storage)
+	}
+	se, ok := ext.(storage.Extension)
+	if !ok {
+		return fmt.Errorf("storage: %s is not a storage extension", p.cfg.Storage)
+	}
+	client, err := se.GetClient(ctx, component.KindProcessor, p.id, "decisions")
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	p.decisions = client
+	saved, err := client.Get(ctx, decisionsKey)
+	switch {
+	case err != nil:
+		p.logger.Warn("the decisions saved by the last run could not be read", zap.Error(err))
+	case saved != nil:
+		if err := p.core.RestoreDecisions(saved); err != nil {
+			p.logger.Warn("the decisions saved by the last run are not usable", zap.Error(err))
+		}
+	}
+	return nil
+}
+
+// decisionsKey is the storage key of the saved decision caches.
+const decisionsKey = "decisions"
+
+// saveDecisions writes the decision caches to storage, for the next run.
+func (p *samplerProcessor) saveDecisions(ctx context.Context) error {
+	if p.decisions == nil {
+		return nil
+	}
+	err := p.decisions.Set(ctx, decisionsKey, p.core.SaveDecisions())
+	return errors.Join(err, p.decisions.Close(ctx))
 }
 
 func (p *samplerProcessor) registerGauges() error {
@@ -180,7 +229,7 @@ func (p *samplerProcessor) shutdownOnce(ctx context.Context) error {
 	now := time.Now()
 	p.released.send(ctx, p.core.Flush(now), now)
 	err := p.released.drain(ctx)
-	return errors.Join(err, p.closeSpill())
+	return errors.Join(err, p.saveDecisions(ctx), p.closeSpill())
 }
 
 func (p *samplerProcessor) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {

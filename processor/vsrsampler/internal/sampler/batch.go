@@ -36,8 +36,9 @@ type spanRef struct {
 
 // batchTrace is one trace's spans in the batch.
 type batchTrace struct {
-	id   pcommon.TraceID
-	hash uint64
+	id pcommon.TraceID
+	// hash places the trace in its shard's index; fp names it in the caches and picks the shard.
+	hash, fp uint64
 	// spans are indexes into batch.refs, in batch order.
 	spans []int32
 }
@@ -112,9 +113,9 @@ func (b *batch) index(td ptrace.Traces, s *Sampler) {
 					b.ids[id] = ti
 					if len(b.traces) < cap(b.traces) {
 						b.traces = b.traces[:len(b.traces)+1]
-						b.traces[ti].id, b.traces[ti].hash = id, hashID(id)
+						b.traces[ti].id, b.traces[ti].hash, b.traces[ti].fp = id, hashID(id), fingerprint(id)
 					} else {
-						b.traces = append(b.traces, batchTrace{id: id, hash: hashID(id)})
+						b.traces = append(b.traces, batchTrace{id: id, hash: hashID(id), fp: fingerprint(id)})
 					}
 				}
 				b.traces[ti].spans = append(b.traces[ti].spans, int32(len(b.refs)))
@@ -135,7 +136,7 @@ func (b *batch) byShard(n int) []shardTraces {
 		}
 	}
 	for ti := range b.traces {
-		sh := int(b.traces[ti].hash % uint64(n))
+		sh := shardOf(b.traces[ti].fp, n)
 		b.shards[sh].traces = append(b.shards[sh].traces, int32(ti))
 	}
 	return b.shards[:n]

@@ -94,7 +94,7 @@ func (s *Sampler) traceBytes(sh *shard, si int32) int64 {
 // followDecision applies an earlier decision to spans of a trace no longer in flight, and
 // reports whether there was one.
 func (s *Sampler) followDecision(sh *shard, b *batch, bt *batchTrace, out *output) bool {
-	if th, ok := sh.keep.get(bt.hash); ok {
+	if th, ok := sh.keep.get(bt.fp); ok {
 		for _, r := range bt.spans {
 			span := b.span(r)
 			f := routerconv.Classify(span, b.group(r).router)
@@ -105,7 +105,7 @@ func (s *Sampler) followDecision(sh *shard, b *batch, bt *batchTrace, out *outpu
 		}
 		return true
 	}
-	if _, ok := sh.drop.get(bt.hash); !ok {
+	if _, ok := sh.drop.get(bt.fp); !ok {
 		return false
 	}
 	rescue := false
@@ -122,8 +122,8 @@ func (s *Sampler) followDecision(sh *shard, b *batch, bt *batchTrace, out *outpu
 		return true
 	}
 	// An error or block is never dropped: the trace is kept from now on.
-	sh.drop.remove(bt.hash)
-	sh.keep.put(bt.hash, sampling.AlwaysSampleThreshold)
+	sh.drop.remove(bt.fp)
+	sh.keep.put(bt.fp, sampling.AlwaysSampleThreshold)
 	for _, r := range bt.spans {
 		b.fates[r] = fatePass
 		out.stamp(b.span(r), sampling.AlwaysSampleThreshold)
@@ -152,9 +152,9 @@ func (s *Sampler) joinRescuable(sh *shard, si int32, in *here, now time.Time, ou
 		t.spans += uint32(len(in.bt.spans))
 		return
 	}
-	h := hashID(t.id)
-	sh.drop.remove(h)
-	sh.keep.put(h, sampling.AlwaysSampleThreshold)
+	fp := fingerprint(t.id)
+	sh.drop.remove(fp)
+	sh.keep.put(fp, sampling.AlwaysSampleThreshold)
 	for range t.spans {
 		s.obs.LateSpan(LateRescued)
 	}
@@ -325,14 +325,17 @@ const (
 func (s *Sampler) decide(sh *shard, si int32, trigger Trigger, now time.Time, closing bool, out *output) outcome {
 	t := &sh.slots[si]
 	d := s.policy(sh, si, now)
+	if trigger == TriggerShutdown && !d.Keep {
+		d = Decision{Keep: true, Reason: ReasonInFlight, Threshold: sampling.AlwaysSampleThreshold}
+	}
 	since := t.at(0)
 	if t.has(flagRoot) {
 		since = t.at(t.rootAt)
 	}
 	s.obs.Decided(d, trigger, int(t.spans), now.Sub(since))
-	h := hashID(t.id)
+	fp := fingerprint(t.id)
 	if d.Keep {
-		sh.keep.put(h, d.Threshold)
+		sh.keep.put(fp, d.Threshold)
 		t.phase = phaseKept
 		sh.extra(si).keptTh = d.Threshold
 		if !closing {
@@ -342,7 +345,7 @@ func (s *Sampler) decide(sh *shard, si int32, trigger Trigger, now time.Time, cl
 		return outcomeKept
 	}
 	s.obs.Request(s.request(sh, si, now, false))
-	sh.drop.put(h, struct{}{})
+	sh.drop.put(fp, struct{}{})
 	sh.leaveLists(si)
 	s.traces.Add(-1)
 	if s.cfg.RescueWindow > 0 && trigger != TriggerPressure && trigger != TriggerShutdown {

@@ -1,16 +1,34 @@
 package sampler
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
-// hashSeed is per process: trace IDs a client chose cannot be made to collide on purpose.
+// hashSeed is per process: trace IDs a client chose cannot be made to collide on purpose in
+// the index, where collisions cost probes.
 var hashSeed = maphash.MakeSeed()
 
 func hashID(id pcommon.TraceID) uint64 { return maphash.Comparable(hashSeed, id) }
+
+// fingerprint is a trace's 64-bit name in the decision caches and for its shard. Unlike
+// hashID it is the same in every process: decisions persisted at shutdown find their traces
+// after a restart.
+func fingerprint(id pcommon.TraceID) uint64 {
+	return mix64(binary.LittleEndian.Uint64(id[:8]) ^ mix64(binary.LittleEndian.Uint64(id[8:])))
+}
+
+// mix64 is splitmix64's finalizer: every input bit moves every output bit.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
 
 // index finds a shard's slot by trace ID: open addressing with linear probing over slot
 // numbers (4 bytes an entry), the IDs themselves being in the slots. A Go map would cost

@@ -74,11 +74,14 @@ const (
 	ReasonRule
 	ReasonDynamic
 	ReasonDefault
+	// ReasonInFlight: still in flight at shutdown, where the rules would have dropped it; kept,
+	// since an error or block whose span has not arrived yet would otherwise be lost.
+	ReasonInFlight
 	NumReasons
 )
 
 func (r Reason) String() string {
-	return [...]string{"error", "blocked", "slow", "rule", "dynamic", "default"}[r]
+	return [...]string{"error", "blocked", "slow", "rule", "dynamic", "default", "in_flight"}[r]
 }
 
 // Trigger is what made the decision happen when it did.

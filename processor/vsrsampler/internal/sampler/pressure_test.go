@@ -77,13 +77,13 @@ func TestLargeTraceDoesNotStarveItsShard(t *testing.T) {
 		span.Attributes().PutStr("payload", string(make([]byte, 150)))
 	}
 	consume(s, big, t0)
-	bigShard := s.shardOf(hashID(bigID))
+	bigShard := shardOf(fingerprint(bigID), len(s.shards))
 	require.Greater(t, s.Memory(PartSpans), cfg.MaxBufferBytes/int64(cfg.Shards), "the trace alone is over a shard's share")
 
 	neighbours := 0
 	for seed := uint64(0); neighbours < 20; seed++ {
 		td := rootless(seed)
-		if s.shardOf(hashID(td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID())) != bigShard {
+		if shardOf(fingerprint(td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID()), len(s.shards)) != bigShard {
 			continue
 		}
 		consume(s, td, t0)

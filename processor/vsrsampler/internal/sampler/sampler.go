@@ -86,7 +86,9 @@ func New(cfg Config, obs Observer) (*Sampler, error) {
 	return s, nil
 }
 
-func (s *Sampler) shardOf(h uint64) int { return int(h % uint64(len(s.shards))) }
+// shardOf picks a trace's shard from its fingerprint's bits the caches keep, mixed again so
+// that the shard does not tell its bucket in the shard's caches.
+func shardOf(fp uint64, shards int) int { return int(mix64(cacheKey(fp)>>8) % uint64(shards)) }
 
 // Held returns the bytes counted against max_buffer_bytes and the traces in flight.
 func (s *Sampler) Held() (bytes, traces int64) {

@@ -363,7 +363,7 @@ func TestDropCacheBytesPerEntry(t *testing.T) {
 	const n = 1 << 20
 	c := newDecisionCache[struct{}](n)
 	key := func(i int) uint64 {
-		return hashID(pcommon.TraceID{byte(i), byte(i >> 8), byte(i >> 16), byte(i >> 24), 1})
+		return fingerprint(pcommon.TraceID{byte(i), byte(i >> 8), byte(i >> 16), byte(i >> 24), 1})
 	}
 	for i := range 2 * n {
 		c.put(key(i), struct{}{})
@@ -466,15 +466,54 @@ func TestDuplicateSpansWhileBuffered(t *testing.T) {
 	require.Equal(t, n-1, rec.duplicates)
 }
 
-func TestFlushDecidesEverything(t *testing.T) {
+// At shutdown everything in flight is decided, and kept where the rules would drop it: an
+// error or block whose span has not arrived yet must not be lost with its trace.
+func TestFlushKeepsWhatIsInFlight(t *testing.T) {
 	s, rec := newSampler(t, testConfig())
 	for seed := range uint64(50) {
 		tr := build(routerconv.EraC, routersim.OutcomeOK, seed)
 		consume(s, batchOf(tr, 0, 2), t0)
 	}
-	s.Flush(t0.Add(time.Second))
-	require.Equal(t, 50, rec.count(TriggerShutdown, ReasonDefault))
+	out := s.Flush(t0.Add(time.Second))
+	require.Equal(t, 100, out.SpanCount())
+	sampled, inFlight := rec.count(TriggerShutdown, ReasonDefault), rec.count(TriggerShutdown, ReasonInFlight)
+	require.Equal(t, 50, sampled+inFlight)
+	require.Positive(t, inFlight)
 	requireHeldZero(t, s)
+}
+
+// Decisions saved at shutdown are followed after a restart, whatever the new shard count: the
+// rest of a trace in flight at the restart joins what was kept of it, and late spans of
+// dropped traces stay dropped.
+func TestDecisionsSurviveARestart(t *testing.T) {
+	cfg := testConfig()
+	cfg.DefaultPercentage = 0
+	before, _ := newSampler(t, cfg)
+	var dropped []routersim.Trace
+	for seed := range uint64(20) {
+		tr := build(routerconv.EraD, routersim.OutcomeOK, seed)
+		dropped = append(dropped, tr)
+		consume(before, batchOf(tr, 0, tr.SpanCount()), t0)
+	}
+	inFlight := build(routerconv.EraD, routersim.OutcomeError, 99)
+	n := inFlight.SpanCount()
+	require.Equal(t, 0, consume(before, batchOf(inFlight, 0, 1), t0).SpanCount())
+	require.Equal(t, 1, before.Flush(t0).SpanCount(), "kept at shutdown")
+	saved := before.SaveDecisions()
+
+	cfg.Shards = 3
+	after, rec := newSampler(t, cfg)
+	require.NoError(t, after.RestoreDecisions(saved))
+	assert.Equal(t, n-1, consume(after, batchOf(inFlight, 1, n), t0.Add(time.Minute)).SpanCount(), "the rest joins the kept part")
+	for _, tr := range dropped {
+		require.Zero(t, consume(after, batchOf(tr, 0, 1), t0.Add(time.Minute)).SpanCount())
+	}
+	assert.Equal(t, n-1, rec.late[LateKept])
+	assert.Equal(t, len(dropped), rec.late[LateDropped])
+	assert.Empty(t, rec.requests, "no trace is decided twice")
+
+	assert.Error(t, after.RestoreDecisions([]byte("not ours")))
+	assert.Error(t, after.RestoreDecisions(saved[:len(saved)-3]))
 }
 
 // Within the rescue window, a late error span brings back the whole dropped trace; after it,
