@@ -21,10 +21,13 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
+	"go.uber.org/zap"
+	zapobserver "go.uber.org/zap/zaptest/observer"
 
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routersim"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/metadatatest"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/sampler"
 )
 
 // refusing is a next consumer that refuses while told to, as an exporter whose sending queue
@@ -100,8 +103,8 @@ func TestReleasedSpansSurviveARefusingNextComponent(t *testing.T) {
 	}
 	assert.Len(t, seen, n, "each span once")
 	require.NoError(t, p.Shutdown(ctx))
-	_, err = tt.GetMetric("otelcol_processor_vsr_sampler_release_failures")
-	assert.Error(t, err, "nothing lost")
+	metadatatest.AssertEqualProcessorVsrSamplerReleaseFailures(t, tt,
+		[]metricdata.DataPoint[int64]{{Value: 0}}, metricdatatest.IgnoreTimestamp())
 }
 
 // What the next component refuses for good is lost, and counted.
@@ -163,8 +166,9 @@ func TestShutdownHonoursItsContext(t *testing.T) {
 	assert.Less(t, time.Since(start), 5*time.Second)
 	assert.Error(t, err)
 	assert.Positive(t, next.calls.Load())
-	_, err = tt.GetMetric("otelcol_processor_vsr_sampler_release_failures")
-	assert.NoError(t, err, "counted")
+	lost, err := tt.GetMetric("otelcol_processor_vsr_sampler_release_failures")
+	require.NoError(t, err)
+	assert.Positive(t, lost.Data.(metricdata.Sum[int64]).DataPoints[0].Value, "counted")
 }
 
 // Shutdown is safe without a start and when called twice.
@@ -291,4 +295,43 @@ func TestRestartKeepsATraceInFlightWhole(t *testing.T) {
 	require.Equal(t, 1, sink.SpanCount(), "in flight at shutdown: kept")
 	run(rest)
 	assert.Equal(t, n, sink.SpanCount(), "the rest follows the saved decision")
+}
+
+// The failure counters exist at 0 from the start, so that an alert's increase() sees the first
+// failure.
+func TestFailureCountersStartAtZero(t *testing.T) {
+	tt := newTelemetry(t)
+	p, err := NewFactory().CreateTraces(context.Background(), metadatatest.NewSettings(tt), createDefaultConfig(), consumertest.NewNop())
+	require.NoError(t, err)
+	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+	zero := []metricdata.DataPoint[int64]{{Value: 0}}
+	metadatatest.AssertEqualProcessorVsrSamplerReleaseFailures(t, tt, zero, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualProcessorVsrSamplerSpillFailures(t, tt, zero, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualProcessorVsrSamplerRedeliveredSpans(t, tt, zero, metricdatatest.IgnoreTimestamp())
+	late, err := tt.GetMetric("otelcol_processor_vsr_sampler_late_spans")
+	require.NoError(t, err)
+	assert.Len(t, late.Data.(metricdata.Sum[int64]).DataPoints, int(sampler.NumLateOutcomes))
+	require.NoError(t, p.Shutdown(context.Background()))
+}
+
+// The shutdown log counts what this run decided, the traces still open included: the
+// counters a scrape reads die with the process, after its last decisions.
+func TestShutdownLogsWhatItDecided(t *testing.T) {
+	core, logs := zapobserver.New(zap.InfoLevel)
+	set := metadatatest.NewSettings(newTelemetry(t))
+	set.Logger = zap.New(core)
+	cfg := createDefaultConfig().(*Config)
+	cfg.Grace = time.Hour
+	p, err := NewFactory().CreateTraces(context.Background(), set, cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+	open, _, _ := splitTrace(1)
+	require.NoError(t, p.ConsumeTraces(context.Background(), open))
+	require.NoError(t, p.ConsumeTraces(context.Background(), simulate(routerconv.EraD, routersim.OutcomeError, "math", 2).Traces))
+	require.NoError(t, p.Shutdown(context.Background()))
+	stopped := logs.FilterMessage("vsr_sampler stopped").All()
+	require.Len(t, stopped, 1)
+	fields := stopped[0].ContextMap()
+	assert.Equal(t, int64(2), fields["traces_decided"], "the error at once, the open trace at shutdown")
+	assert.Equal(t, int64(1), fields["decided_at_shutdown"])
 }

@@ -30,6 +30,9 @@ type observer struct {
 	latency  [sampler.NumTriggers]metric.RecordOption
 	late     [sampler.NumLateOutcomes]metric.AddOption
 	parts    []metric.ObserveOption
+	// decided counts this run's decisions by trigger, for the shutdown log: the counters a
+	// scrape reads die with the process, and the last decisions are made at shutdown.
+	decided [sampler.NumTriggers]atomic.Int64
 }
 
 func newObserver(tb *metadata.TelemetryBuilder, rules []RuleConfig, logger *zap.Logger, hub *requestmetrics.Hub) *observer {
@@ -67,6 +70,18 @@ func newObserver(tb *metadata.TelemetryBuilder, rules []RuleConfig, logger *zap.
 	return o
 }
 
+// zeroFailureCounters exports the failure counters at 0 from the start: Prometheus's increase()
+// and rate() see a counter's first failure only if the series existed before it.
+func (o *observer) zeroFailureCounters() {
+	ctx := context.Background()
+	o.tb.ProcessorVsrSamplerSpillFailures.Add(ctx, 0)
+	o.tb.ProcessorVsrSamplerReleaseFailures.Add(ctx, 0)
+	o.tb.ProcessorVsrSamplerRedeliveredSpans.Add(ctx, 0)
+	for _, late := range o.late {
+		o.tb.ProcessorVsrSamplerLateSpans.Add(ctx, 0, late)
+	}
+}
+
 func (o *observer) Decided(d sampler.Decision, trigger sampler.Trigger, spans int, latency time.Duration) {
 	ctx := context.Background()
 	kept, reason := 0, o.reasonAt[d.Reason]
@@ -76,9 +91,20 @@ func (o *observer) Decided(d sampler.Decision, trigger sampler.Trigger, spans in
 	if d.Keep {
 		kept = 1
 	}
+	o.decided[trigger].Add(1)
 	o.tb.ProcessorVsrSamplerTracesDecided.Add(ctx, 1, o.traces[kept][reason][trigger])
 	o.tb.ProcessorVsrSamplerSpansDecided.Add(ctx, int64(spans), o.spans[kept][reason])
 	o.tb.ProcessorVsrSamplerDecisionLatency.Record(ctx, float64(latency)/float64(time.Millisecond), o.latency[trigger])
+}
+
+// logShutdown says what this run decided, the traces still open at shutdown included.
+func (o *observer) logShutdown() {
+	var total int64
+	for i := range o.decided {
+		total += o.decided[i].Load()
+	}
+	o.logger.Info("vsr_sampler stopped", zap.Int64("traces_decided", total),
+		zap.Int64("decided_at_shutdown", o.decided[sampler.TriggerShutdown].Load()))
 }
 
 // Request and ModelCall go to the request metrics (the vsr_requests receiver), when any are

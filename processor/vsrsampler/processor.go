@@ -105,6 +105,7 @@ func (p *samplerProcessor) start(ctx context.Context, host component.Host) error
 	if err := p.registerGauges(); err != nil {
 		return errors.Join(err, p.closeSpill())
 	}
+	p.observer.zeroFailureCounters()
 	p.runCtx, p.cancelRun = context.WithCancel(context.Background())
 	p.done = make(chan struct{})
 	go p.run()
@@ -228,6 +229,7 @@ func (p *samplerProcessor) shutdownOnce(ctx context.Context) error {
 	}
 	now := time.Now()
 	p.released.send(ctx, p.core.Flush(now), now)
+	p.observer.logShutdown()
 	err := p.released.drain(ctx)
 	return errors.Join(err, p.saveDecisions(ctx), p.closeSpill())
 }

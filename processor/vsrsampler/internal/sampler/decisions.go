@@ -56,7 +56,7 @@ func (s *Sampler) RestoreDecisions(data []byte) error {
 		if err != nil {
 			return fmt.Errorf("saved decisions: %w", err)
 		}
-		s.shardByFingerprint(word(2 * i)).putKept(word(2*i), th)
+		s.shardByFingerprint(word(2*i)).putKept(word(2*i), th)
 	}
 	for i := range drops {
 		s.shardByFingerprint(word(2*keeps + i)).putDropped(word(2*keeps + i))
