@@ -36,18 +36,21 @@ run: $(OTELCOL)
 ## test: unit, golden, property and distribution tests, then a short fuzz of each pure core
 test: unit-test fuzz-smoke
 
+# The distribution tests render distro/helm/ with the official chart, using a Helm built into .tools/.
 unit-test: $(OTELCOL)
-	OTELCOL_VSR_BIN=$(CURDIR)/$(OTELCOL) $(GO) test -race -count=1 ./...
+	HELM_BIN=$$(distro/helm/install.sh) OTELCOL_VSR_BIN=$(CURDIR)/$(OTELCOL) $(GO) test -race -count=1 ./...
 
 fuzz-smoke:
 	$(GO) test -run '^$$' -fuzz '^FuzzTraces$$' -fuzztime $(FUZZTIME) ./processor/vsrattrs/internal/normalize
 	$(GO) test -run '^$$' -fuzz '^FuzzAttribute$$' -fuzztime $(FUZZTIME) ./processor/vsrattrs/internal/normalize
 	$(GO) test -run '^$$' -fuzz '^FuzzStream$$' -fuzztime $(FUZZTIME) ./processor/vsrsampler/internal/sampler
 
-## e2e: the built distribution against a real Jaeger v2 and a real Prometheus on loopback (builds
-## them once into .tools/), printing a summary table
+## e2e: the built distribution, running collector-config.yaml and the configs distro/ ships,
+## against a real Jaeger v2 and a real Prometheus on loopback (builds them once into .tools/),
+## printing a summary table
 e2e: $(OTELCOL)
-	JAEGER_BIN=$$(e2e/jaeger/install.sh) PROMETHEUS_BIN=$$(e2e/prometheus/install.sh) OTELCOL_VSR_BIN=$(CURDIR)/$(OTELCOL) \
+	JAEGER_BIN=$$(e2e/jaeger/install.sh) PROMETHEUS_BIN=$$(e2e/prometheus/install.sh) HELM_BIN=$$(distro/helm/install.sh) \
+		OTELCOL_VSR_BIN=$(CURDIR)/$(OTELCOL) \
 		$(GO) test -tags e2e -count=1 -timeout 45m -v ./e2e/
 
 ## bench: the side-by-side benchmark; rewrites BENCHMARKS.md (several minutes, not part of CI)

@@ -1,6 +1,7 @@
-// Package distro holds the deployment files; these tests check them statically, since no
-// container engine or cluster runs here: manifests decode strictly into the Kubernetes API
-// types, and every collector config shipped validates against the built distribution.
+// Package distro holds the deployment files. No container engine or cluster runs here, so these
+// tests check them statically, as Kubernetes and Helm would read them: every manifest decodes
+// strictly into the API types, every Helm values file is rendered with the official chart, and
+// every collector config either ships validates against the built distribution.
 package distro
 
 import (
@@ -9,91 +10,356 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	"sigs.k8s.io/yaml"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/otelcol-vsr/otelcol-vsr/distro/shipped"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler"
 )
 
-// kinds maps each kind the manifests use to its API type.
-var kinds = map[string]func() any{
-	"Namespace":      func() any { return &corev1.Namespace{} },
-	"ServiceAccount": func() any { return &corev1.ServiceAccount{} },
-	"ConfigMap":      func() any { return &corev1.ConfigMap{} },
-	"Service":        func() any { return &corev1.Service{} },
-	"DaemonSet":      func() any { return &appsv1.DaemonSet{} },
-	"StatefulSet":    func() any { return &appsv1.StatefulSet{} },
-	"Role":           func() any { return &rbacv1.Role{} },
-	"RoleBinding":    func() any { return &rbacv1.RoleBinding{} },
+const repoRoot = ".."
+
+// addOns are the manifests applied beside either layout, raw or Helm.
+var addOns = []string{"priorityclass.yaml", "networkpolicy.yaml", "monitoring.yaml", "backend-tls.yaml"}
+
+// layout is one way to install the collectors: a raw manifest or a chart release.
+type layout struct {
+	name string
+	objs []shipped.Object
 }
 
-// decodeManifests decodes every document of a multi-document YAML file strictly: an unknown or
-// misplaced field is an error, as kubectl's server-side validation would make it.
-func decodeManifests(t *testing.T, path string) []any {
-	raw, err := os.ReadFile(path)
+func manifest(t *testing.T, name string) []shipped.Object {
+	objs, err := shipped.Manifest(repoRoot, name)
 	require.NoError(t, err)
-	var objs []any
-	for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(raw), -1) {
-		if strings.TrimSpace(stripComments(doc)) == "" {
-			continue
-		}
-		var meta struct {
-			Kind string `json:"kind"`
-		}
-		require.NoError(t, yaml.Unmarshal([]byte(doc), &meta), "%s document %d", path, i)
-		newObj, ok := kinds[meta.Kind]
-		require.True(t, ok, "%s document %d: unexpected kind %q", path, i, meta.Kind)
-		obj := newObj()
-		require.NoError(t, yaml.UnmarshalStrict([]byte(doc), obj), "%s document %d (%s)", path, i, meta.Kind)
-		objs = append(objs, obj)
-	}
 	return objs
 }
 
-func stripComments(doc string) string {
-	var b strings.Builder
-	for line := range strings.Lines(doc) {
-		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
-			b.WriteString(line)
-		}
-	}
-	return b.String()
+// helmBinary is the Helm make test builds into .tools/ (distro/helm/install.sh).
+func helmBinary(t *testing.T) string {
+	return tool(t, "HELM_BIN", filepath.Join(repoRoot, ".tools", "helm-v3.22.0", "helm"), "make test builds it")
 }
 
-func find[T any](objs []any, name string) *T {
+// otelcolBinary is the built distribution: make test passes OTELCOL_VSR_BIN.
+func otelcolBinary(t *testing.T) string {
+	return tool(t, "OTELCOL_VSR_BIN", filepath.Join(repoRoot, "_build", "otelcol-vsr"), "make test builds it")
+}
+
+func tool(t *testing.T, env, fallback, how string) string {
+	bin := os.Getenv(env)
+	if bin == "" {
+		bin = fallback
+	}
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is missing (%v): %s", bin, err, how)
+		}
+		t.Skipf("%s is missing (%v): %s", bin, err, how)
+	}
+	return bin
+}
+
+func layouts(t *testing.T) []layout {
+	helm := helmBinary(t)
+	var ls []layout
+	for _, name := range shipped.Layouts() {
+		objs, err := shipped.Load(helm, repoRoot, name)
+		require.NoError(t, err)
+		ls = append(ls, layout{name, objs})
+	}
+	return ls
+}
+
+func objectsOf[T any](objs []shipped.Object) []*T {
+	var out []*T
 	for _, o := range objs {
-		if v, ok := o.(*T); ok && reflectName(v) == name {
-			return v
+		if v, ok := any(o).(*T); ok {
+			out = append(out, v)
 		}
 	}
-	return nil
+	return out
 }
 
-func reflectName(o any) string {
-	switch v := o.(type) {
-	case *appsv1.DaemonSet:
-		return v.Name
-	case *appsv1.StatefulSet:
-		return v.Name
-	case *corev1.ConfigMap:
-		return v.Name
-	case *corev1.Service:
-		return v.Name
+func workloads(t *testing.T, l layout) []shipped.Workload {
+	ws, err := shipped.Workloads(l.objs)
+	require.NoError(t, err, l.name)
+	require.NotEmpty(t, ws, l.name)
+	return ws
+}
+
+// parseConfig reads a collector config into maps.
+func parseConfig(t *testing.T, raw []byte) map[string]any {
+	var cfg map[string]any
+	require.NoError(t, yaml.Unmarshal(raw, &cfg))
+	return cfg
+}
+
+// at follows a path of keys through a config; nil where it ends early.
+func at(v any, keys ...string) any {
+	for _, k := range keys {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
 	}
-	return ""
+	return v
 }
 
-func container(t *testing.T, spec corev1.PodSpec) corev1.Container {
-	require.Len(t, spec.Containers, 1)
-	return spec.Containers[0]
+func TestAddOnsDecode(t *testing.T) {
+	for _, name := range addOns {
+		assert.NotEmpty(t, manifest(t, name), name)
+	}
+}
+
+// Defect: the Helm install crash-looped because the kubelet creates a hostPath as root 0755 and
+// the collector runs as 10001 with no capabilities. Every pod, raw or rendered, must run as
+// 10001 locked down, keep its state on volumes it owns, and be probed, sized and scheduled as
+// the README says.
+func TestCollectorPods(t *testing.T) {
+	priorityClasses := objectsOf[schedulingv1.PriorityClass](manifest(t, "priorityclass.yaml"))
+	for _, l := range layouts(t) {
+		for _, w := range workloads(t, l) {
+			t.Run(l.name+"/"+w.Name, func(t *testing.T) {
+				cfg := parseConfig(t, w.Config)
+				require.Len(t, w.Pod.Containers, 1)
+				c := w.Pod.Containers[0]
+				checkLockedDown(t, w.Pod, c)
+				checkProbes(t, c)
+				checkStateOnOwnedVolumes(t, w.Pod, c, cfg)
+				checkSizing(t, c, cfg)
+				checkTelemetryPorts(t, c, cfg)
+				scraped, err := strconv.Atoi(w.Annotations["prometheus.io/port"])
+				require.NoError(t, err, "a prometheus.io/port annotation")
+				assert.True(t, slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.ContainerPort == int32(scraped) }))
+				usesAPI := at(cfg, "exporters", "load_balancing", "resolver", "k8s") != nil
+				assert.Equal(t, usesAPI, w.Pod.AutomountServiceAccountToken == nil || *w.Pod.AutomountServiceAccountToken,
+					"a token only where the k8s resolver needs one")
+				if w.Kind == "DaemonSet" {
+					// Routers on tainted nodes (GPU pools) need their node's collector.
+					assert.True(t, slices.ContainsFunc(w.Pod.Tolerations, func(tol corev1.Toleration) bool {
+						return tol.Operator == corev1.TolerationOpExists && tol.Key == ""
+					}), "tolerates every taint")
+					assert.True(t, slices.ContainsFunc(priorityClasses, func(pc *schedulingv1.PriorityClass) bool {
+						return pc.Name == w.Pod.PriorityClassName
+					}), "priorityClassName %q is shipped in priorityclass.yaml", w.Pod.PriorityClassName)
+					assert.ElementsMatch(t, []int32{4317, 4318}, hostPorts(c))
+				}
+				if at(cfg, "exporters", "otlp_grpc/backend") != nil {
+					checkBackendTLS(t, w.Pod, c)
+				}
+			})
+		}
+	}
+}
+
+func checkLockedDown(t *testing.T, pod corev1.PodSpec, c corev1.Container) {
+	require.NotNil(t, pod.SecurityContext)
+	assert.Equal(t, int64(10001), *pod.SecurityContext.RunAsUser)
+	assert.True(t, *pod.SecurityContext.RunAsNonRoot)
+	require.NotNil(t, c.SecurityContext)
+	assert.True(t, *c.SecurityContext.ReadOnlyRootFilesystem)
+	assert.False(t, *c.SecurityContext.AllowPrivilegeEscalation)
+	assert.Equal(t, []corev1.Capability{"ALL"}, c.SecurityContext.Capabilities.Drop)
+	assert.Empty(t, c.SecurityContext.Capabilities.Add)
+}
+
+// containerPort resolves a probe's port, by name or number.
+func containerPort(c corev1.Container, p intstr.IntOrString) int32 {
+	if p.Type == intstr.Int {
+		return p.IntVal
+	}
+	for _, cp := range c.Ports {
+		if cp.Name == p.StrVal {
+			return cp.ContainerPort
+		}
+	}
+	return 0
+}
+
+func checkProbes(t *testing.T, c corev1.Container) {
+	for name, probe := range map[string]*corev1.Probe{"liveness": c.LivenessProbe, "readiness": c.ReadinessProbe, "startup": c.StartupProbe} {
+		require.NotNil(t, probe, "%s probe", name)
+		assert.Equal(t, int32(13133), containerPort(c, probe.HTTPGet.Port), "%s probe on health_check", name)
+	}
+	// A slow start (a large queue to open) must not be killed by the liveness probe.
+	assert.GreaterOrEqual(t, c.StartupProbe.PeriodSeconds*c.StartupProbe.FailureThreshold, int32(60))
+}
+
+// stateDirectories are the directories a collector config writes to.
+func stateDirectories(cfg map[string]any) []string {
+	var dirs []string
+	for _, section := range []string{"extensions", "processors"} {
+		for _, component := range asMap(at(cfg, section)) {
+			for _, dir := range []any{at(component, "directory"), at(component, "spill", "directory")} {
+				if s, ok := dir.(string); ok {
+					dirs = append(dirs, s)
+				}
+			}
+		}
+	}
+	return dirs
+}
+
+func asMap(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	return m
+}
+
+// checkStateOnOwnedVolumes: the root filesystem is read-only, so each directory the collector
+// writes is a volume; a hostPath one is handed to uid 10001 by an init container that holds
+// nothing but CAP_CHOWN; an emptyDir one is bounded and its size requested.
+func checkStateOnOwnedVolumes(t *testing.T, pod corev1.PodSpec, c corev1.Container, cfg map[string]any) {
+	dirs := stateDirectories(cfg)
+	require.NotEmpty(t, dirs, "the queue lives on disk")
+	volumes := map[string]corev1.Volume{}
+	for _, v := range pod.Volumes {
+		volumes[v.Name] = v
+	}
+	for _, dir := range dirs {
+		i := slices.IndexFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+			return !m.ReadOnly && (dir == m.MountPath || strings.HasPrefix(dir, m.MountPath+"/"))
+		})
+		require.GreaterOrEqual(t, i, 0, "%s is on a writable volume", dir)
+		mount := c.VolumeMounts[i]
+		v, ok := volumes[mount.Name]
+		if !ok {
+			continue // a volumeClaimTemplate: fsGroup hands it over
+		}
+		switch {
+		case v.HostPath != nil:
+			checkHandedOver(t, pod, mount)
+		case v.EmptyDir != nil:
+			require.NotNil(t, v.EmptyDir.SizeLimit, "%s is bounded", dir)
+			requested := c.Resources.Requests[corev1.ResourceEphemeralStorage]
+			limit := c.Resources.Limits[corev1.ResourceEphemeralStorage]
+			assert.GreaterOrEqual(t, requested.Cmp(*v.EmptyDir.SizeLimit), 0, "the scheduler reserves the scratch space")
+			assert.Positive(t, limit.Cmp(*v.EmptyDir.SizeLimit))
+		}
+	}
+	assert.Equal(t, int64(10001), *pod.SecurityContext.FSGroup)
+}
+
+func checkHandedOver(t *testing.T, pod corev1.PodSpec, mount corev1.VolumeMount) {
+	i := slices.IndexFunc(pod.InitContainers, func(ic corev1.Container) bool {
+		return slices.ContainsFunc(ic.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == mount.Name })
+	})
+	require.GreaterOrEqual(t, i, 0, "an init container hands the hostPath %s to the collector", mount.Name)
+	ic := pod.InitContainers[i]
+	command := strings.Join(append(ic.Command, ic.Args...), " ")
+	assert.Contains(t, command, "chown -R 10001:10001 "+mount.MountPath)
+	sc := ic.SecurityContext
+	require.NotNil(t, sc)
+	assert.Equal(t, []corev1.Capability{"ALL"}, sc.Capabilities.Drop)
+	assert.Equal(t, []corev1.Capability{"CHOWN"}, sc.Capabilities.Add, "root, but able only to chown")
+	assert.False(t, *sc.AllowPrivilegeEscalation)
+	assert.True(t, *sc.ReadOnlyRootFilesystem)
+}
+
+// gomemlimit is the container's GOMEMLIMIT in bytes: a literal (the chart's) or counted from the
+// memory limit by a resourceFieldRef divisor (the raw manifests').
+func gomemlimit(t *testing.T, c corev1.Container) int64 {
+	env := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		env[e.Name] = e
+	}
+	v, ok := env["GOMEMLIMIT"]
+	require.True(t, ok, "GOMEMLIMIT is set")
+	value := v.Value
+	if ref := regexp.MustCompile(`^\$\((\w+)\)MiB$`).FindStringSubmatch(value); ref != nil {
+		field := env[ref[1]].ValueFrom.ResourceFieldRef
+		require.Equal(t, "limits.memory", field.Resource)
+		limit := c.Resources.Limits[corev1.ResourceMemory]
+		units := (limit.Value() + field.Divisor.Value() - 1) / field.Divisor.Value() // the kubelet rounds up
+		value = fmt.Sprintf("%dMi", units)
+	}
+	q, err := resource.ParseQuantity(strings.TrimSuffix(value, "B"))
+	require.NoError(t, err, value)
+	return q.Value()
+}
+
+// checkSizing is the README's sizing rule. With a memory limit L: GOMEMLIMIT 80 % of L;
+// memory_limiter at 75 % with a 15 % spike, so it refuses from 60 %; vsr_sampler's buffer at
+// most 25 % of L (its accounting follows the heap), so that it fills and spills while the
+// rest of the process keeps 35 % of L below the point where refusals start.
+func checkSizing(t *testing.T, c corev1.Container, cfg map[string]any) {
+	limitQ := c.Resources.Limits[corev1.ResourceMemory]
+	limit := limitQ.Value()
+	require.Positive(t, limit, "a memory limit")
+	goLimit := gomemlimit(t, c)
+	assert.InDelta(t, 0.8, float64(goLimit)/float64(limit), 0.01, "GOMEMLIMIT at 80 %% of the limit")
+	hardPct := at(cfg, "processors", "memory_limiter", "limit_percentage")
+	spikePct := at(cfg, "processors", "memory_limiter", "spike_limit_percentage")
+	require.Equal(t, 75, hardPct)
+	require.Equal(t, 15, spikePct)
+	assert.Less(t, limit*75/100, goLimit, "the memory limiter's hard limit below GOMEMLIMIT: the GC is forced before the runtime strains")
+	if buffer, ok := at(cfg, "processors", "vsr_sampler", "max_buffer_bytes").(int); ok {
+		soft := limit * (75 - 15) / 100
+		assert.LessOrEqual(t, int64(buffer), limit/4)
+		assert.LessOrEqual(t, int64(buffer), soft-limit*35/100, "the buffer spills before the memory limiter refuses")
+	}
+}
+
+// checkTelemetryPorts: the collector's own metrics and the request metrics listen on the pod's
+// address, on declared ports the PodMonitor scrapes by name.
+func checkTelemetryPorts(t *testing.T, c corev1.Container, cfg map[string]any) {
+	readers, _ := at(cfg, "service", "telemetry", "metrics", "readers").([]any)
+	require.Len(t, readers, 1)
+	prom := at(readers[0], "pull", "exporter", "prometheus")
+	assert.Equal(t, "${env:MY_POD_IP}", at(prom, "host"), "reachable by Prometheus, not on localhost")
+	want := map[string]int32{"metrics": int32(at(prom, "port").(int))}
+	if endpoint, ok := at(cfg, "exporters", "prometheus/requests", "endpoint").(string); ok {
+		port, err := strconv.Atoi(endpoint[strings.LastIndexByte(endpoint, ':')+1:])
+		require.NoError(t, err)
+		want["requests"] = int32(port)
+	}
+	for name, port := range want {
+		assert.True(t, slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == name && p.ContainerPort == port }),
+			"port %s (%d) declared", name, port)
+	}
+}
+
+func hostPorts(c corev1.Container) []int32 {
+	var ports []int32
+	for _, p := range c.Ports {
+		if p.HostPort != 0 {
+			ports = append(ports, p.HostPort)
+		}
+	}
+	return ports
+}
+
+// checkBackendTLS: the backend's CA comes from backend-tls.yaml's Secret, mounted where
+// VSR_TRACES_CA_FILE is documented to point, and optional until it exists.
+func checkBackendTLS(t *testing.T, pod corev1.PodSpec, c corev1.Container) {
+	secrets := objectsOf[corev1.Secret](manifest(t, "backend-tls.yaml"))
+	require.Len(t, secrets, 1)
+	i := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool {
+		return v.Secret != nil && v.Secret.SecretName == secrets[0].Name
+	})
+	require.GreaterOrEqual(t, i, 0, "the backend TLS Secret is a volume")
+	assert.True(t, *pod.Volumes[i].Secret.Optional)
+	assert.Contains(t, c.VolumeMounts, corev1.VolumeMount{Name: pod.Volumes[i].Name, MountPath: "/etc/otelcol-vsr/tls", ReadOnly: true})
+	assert.Contains(t, secrets[0].StringData, "ca.crt")
+	assert.Contains(t, envNames(c), "VSR_TRACES_CA_FILE")
 }
 
 func envNames(c corev1.Container) []string {
@@ -104,142 +370,253 @@ func envNames(c corev1.Container) []string {
 	return names
 }
 
-// checkCollectorPod: non-root uid 10001, health probes on 13133, GOMEMLIMIT from the limit.
-func checkCollectorPod(t *testing.T, spec corev1.PodSpec) {
-	c := container(t, spec)
-	require.NotNil(t, spec.SecurityContext)
-	assert.Equal(t, int64(10001), *spec.SecurityContext.RunAsUser)
-	for _, probe := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
-		require.NotNil(t, probe)
-		assert.Equal(t, "health", probe.HTTPGet.Port.String())
-	}
-	assert.True(t, slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "health" && p.ContainerPort == 13133 }))
-	assert.Contains(t, envNames(c), "GOMEMLIMIT")
-	for _, e := range c.Env {
-		if e.Name == "MEMORY_LIMIT_MIB" {
-			assert.Equal(t, "limits.memory", e.ValueFrom.ResourceFieldRef.Resource)
+// The gateways: a headless Service the agents' resolver names, spread across nodes, at most one
+// away at a time.
+func TestGateways(t *testing.T) {
+	for _, l := range layouts(t) {
+		for _, w := range workloads(t, l) {
+			if w.Kind != "StatefulSet" {
+				continue
+			}
+			t.Run(l.name, func(t *testing.T) {
+				ss := objectsOf[appsv1.StatefulSet](l.objs)[0]
+				i := slices.IndexFunc(objectsOf[corev1.Service](l.objs), func(s *corev1.Service) bool { return s.Name == ss.Spec.ServiceName })
+				require.GreaterOrEqual(t, i, 0)
+				svc := objectsOf[corev1.Service](l.objs)[i]
+				assert.Equal(t, corev1.ClusterIPNone, svc.Spec.ClusterIP, "the resolver needs every gateway pod")
+				assert.True(t, shipped.Selects(ss.Spec.Selector, w.Labels))
+				assert.Equal(t, "otelcol-vsr-gateway", svc.Name, "the name the agents' resolver uses")
+				pdbs := objectsOf[policyv1.PodDisruptionBudget](l.objs)
+				require.Len(t, pdbs, 1)
+				assert.True(t, shipped.Selects(pdbs[0].Spec.Selector, w.Labels))
+				assert.Equal(t, intstr.FromInt32(1), *pdbs[0].Spec.MaxUnavailable)
+				assert.True(t, slices.ContainsFunc(w.Pod.TopologySpreadConstraints, func(c corev1.TopologySpreadConstraint) bool {
+					return c.TopologyKey == "kubernetes.io/hostname" && shipped.Selects(c.LabelSelector, w.Labels)
+				}), "gateways on different nodes")
+				require.Len(t, ss.Spec.VolumeClaimTemplates, 1, "each gateway's queue on its own claim")
+			})
 		}
 	}
-	assert.NotNil(t, c.Resources.Limits.Memory())
 }
 
-func TestDaemonSetManifest(t *testing.T) {
-	objs := decodeManifests(t, filepath.Join("k8s", "daemonset.yaml"))
-	ds := find[appsv1.DaemonSet](objs, "otelcol-vsr")
-	require.NotNil(t, ds)
-	checkCollectorPod(t, ds.Spec.Template.Spec)
-	hostPorts := map[int32]bool{}
-	for _, p := range container(t, ds.Spec.Template.Spec).Ports {
-		if p.HostPort != 0 {
-			hostPorts[p.HostPort] = true
+// Routers that cannot name their node reach it by a Service that keeps traffic on the node.
+func TestNodeServiceStaysOnTheNode(t *testing.T) {
+	for _, l := range layouts(t) {
+		for _, w := range workloads(t, l) {
+			if w.Kind != "DaemonSet" {
+				continue
+			}
+			i := slices.IndexFunc(objectsOf[corev1.Service](l.objs), func(s *corev1.Service) bool {
+				return len(s.Spec.Selector) > 0 && shipped.Selects(&metav1.LabelSelector{MatchLabels: s.Spec.Selector}, w.Labels)
+			})
+			require.GreaterOrEqual(t, i, 0, "%s: a Service for %s", l.name, w.Name)
+			svc := objectsOf[corev1.Service](l.objs)[i]
+			assert.Equal(t, corev1.ServiceInternalTrafficPolicyLocal, *svc.Spec.InternalTrafficPolicy, l.name)
+			assert.True(t, slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Port == 4317 }), l.name)
 		}
 	}
-	assert.Equal(t, map[int32]bool{4317: true, 4318: true}, hostPorts)
-	require.NotNil(t, find[corev1.ConfigMap](objs, "otelcol-vsr"))
 }
 
-func TestGatewayManifest(t *testing.T) {
-	objs := decodeManifests(t, filepath.Join("k8s", "gateway.yaml"))
-	agent := find[appsv1.DaemonSet](objs, "otelcol-vsr-agent")
-	gateway := find[appsv1.StatefulSet](objs, "otelcol-vsr-gateway")
-	svc := find[corev1.Service](objs, "otelcol-vsr-gateway")
-	require.NotNil(t, agent)
-	require.NotNil(t, gateway)
-	require.NotNil(t, svc)
-	checkCollectorPod(t, agent.Spec.Template.Spec)
-	checkCollectorPod(t, gateway.Spec.Template.Spec)
-	assert.Equal(t, corev1.ClusterIPNone, svc.Spec.ClusterIP, "the resolver needs every gateway pod")
-	assert.Equal(t, svc.Name, gateway.Spec.ServiceName)
-	assert.Equal(t, svc.Spec.Selector, gateway.Spec.Template.Labels)
-
-	agentCfg := configOf(t, find[corev1.ConfigMap](objs, "otelcol-vsr-agent"))
-	lb := agentCfg["exporters"].(map[string]any)["load_balancing"].(map[string]any)
-	assert.Equal(t, "traceID", lb["routing_key"])
-	assert.Equal(t, "otelcol-vsr-gateway.observability",
-		lb["resolver"].(map[string]any)["k8s"].(map[string]any)["service"], "the resolver targets the headless Service")
-	gatewayCfg := configOf(t, find[corev1.ConfigMap](objs, "otelcol-vsr-gateway"))
-	assert.Contains(t, gatewayCfg["processors"], "vsr_sampler")
+// NetworkPolicy and PodMonitor select every collector pod, raw or rendered: OTLP from the
+// routers (or, for gateways, the agents), metrics for Prometheus.
+func TestPoliciesAndMonitorsSelectEveryPod(t *testing.T) {
+	policies := objectsOf[networkingv1.NetworkPolicy](manifest(t, "networkpolicy.yaml"))
+	monitors := objectsOf[monitoringv1.PodMonitor](manifest(t, "monitoring.yaml"))
+	require.Len(t, monitors, 1)
+	for _, l := range layouts(t) {
+		for _, w := range workloads(t, l) {
+			t.Run(l.name+"/"+w.Name, func(t *testing.T) {
+				c := w.Pod.Containers[0]
+				allowed := map[int32]bool{}
+				for _, p := range policies {
+					if !shipped.Selects(&p.Spec.PodSelector, w.Labels) {
+						continue
+					}
+					for _, rule := range p.Spec.Ingress {
+						require.NotEmpty(t, rule.From, "%s: every rule names who may connect", p.Name)
+						for _, port := range rule.Ports {
+							allowed[port.Port.IntVal] = true
+						}
+					}
+				}
+				for _, p := range c.Ports {
+					assert.True(t, allowed[p.ContainerPort] || p.Name == "health", "port %s (%d) admitted", p.Name, p.ContainerPort)
+				}
+				assert.True(t, shipped.Selects(&monitors[0].Spec.Selector, w.Labels), "scraped")
+				for _, e := range monitors[0].Spec.PodMetricsEndpoints {
+					if e.Port != nil && *e.Port == "metrics" {
+						assert.True(t, slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == *e.Port }))
+					}
+				}
+			})
+		}
+	}
 }
 
-func configOf(t *testing.T, cm *corev1.ConfigMap) map[string]any {
-	require.NotNil(t, cm)
-	var cfg map[string]any
-	require.NoError(t, yaml.Unmarshal([]byte(cm.Data["config.yaml"]), &cfg))
-	return cfg
+// The chart and the raw manifests ship the same collector: the config the chart produces from
+// each values file, with its defaults merged in, is the raw manifest's, but for the resource
+// attributes the chart adds to the collector's own telemetry.
+func TestChartAndManifestsShipOneConfig(t *testing.T) {
+	raw := map[string][]byte{}
+	for _, name := range []string{"daemonset.yaml", "gateway.yaml"} {
+		for _, w := range workloads(t, layout{name, manifest(t, name)}) {
+			raw[w.Name] = w.Config
+		}
+	}
+	helm := helmBinary(t)
+	for _, r := range shipped.Releases {
+		t.Run(r.Values, func(t *testing.T) {
+			objs, err := shipped.Render(helm, repoRoot, r)
+			require.NoError(t, err)
+			ws := workloads(t, layout{r.Values, objs})
+			require.Len(t, ws, 1)
+			want, ok := raw[r.Name]
+			require.True(t, ok, "a raw manifest runs %s", r.Name)
+			got := parseConfig(t, ws[0].Config)
+			delete(asMap(at(got, "service", "telemetry")), "resource")
+			assert.Equal(t, parseConfig(t, want), got)
+		})
+	}
 }
 
-// shippedConfigs are every collector configuration the project ships, by name.
-func shippedConfigs(t *testing.T) map[string][]byte {
-	configs := map[string][]byte{}
-	root, err := os.ReadFile(filepath.Join("..", "collector-config.yaml"))
-	require.NoError(t, err)
-	configs["collector-config.yaml"] = root
-	for _, file := range []string{"daemonset.yaml", "gateway.yaml"} {
-		for _, o := range decodeManifests(t, filepath.Join("k8s", file)) {
-			if cm, ok := o.(*corev1.ConfigMap); ok {
-				configs[file+"/"+cm.Name] = []byte(cm.Data["config.yaml"])
+// Defect: the Kubernetes configs kept the exporters' default queue (1000 requests, in memory),
+// so a few minutes of backend outage lost kept spans. Every exporter that sends over the
+// network queues on disk, sized in spans, and retries for as long as it takes; a
+// load_balancing exporter does so at its top level, where a retry re-routes.
+func TestEveryNetworkExporterQueuesOnDisk(t *testing.T) {
+	for name, cfg := range shippedConfigs(t) {
+		if strings.HasPrefix(name, "bench/") || strings.HasPrefix(name, "e2e/") {
+			continue // test configs, each with its own purpose
+		}
+		// collector-config.yaml as make run starts it with a backend.
+		cfg = bytes.ReplaceAll(cfg, []byte(exportersDefault), []byte(exportersWithBackend))
+		parsed := parseConfig(t, cfg)
+		for _, id := range traceExporters(parsed) {
+			kind, _, _ := strings.Cut(id, "/")
+			if kind == "debug" {
+				continue
+			}
+			e := at(parsed, "exporters", id)
+			t.Run(name+"/"+id, func(t *testing.T) {
+				assert.Equal(t, true, at(e, "sending_queue", "enabled"))
+				assert.NotEmpty(t, at(e, "sending_queue", "storage"))
+				assert.Equal(t, "items", at(e, "sending_queue", "sizer"))
+				assert.GreaterOrEqual(t, at(e, "sending_queue", "queue_size"), 100_000)
+				assert.Equal(t, true, at(e, "retry_on_failure", "enabled"))
+				assert.Equal(t, "0s", at(e, "retry_on_failure", "max_elapsed_time"))
+				if kind == "load_balancing" {
+					// The persistent queue above holds a batch until each gateway has it: none per
+					// gateway. Per-gateway retries are quick, so that a gateway back from a restart
+					// gets the spans it missed within vsr_sampler's rescue window of their siblings.
+					assert.Equal(t, false, at(e, "protocol", "otlp", "sending_queue", "enabled"))
+					assert.Equal(t, true, at(e, "protocol", "otlp", "retry_on_failure", "enabled"))
+					maxInterval, err := time.ParseDuration(fmt.Sprint(at(e, "protocol", "otlp", "retry_on_failure", "max_interval")))
+					require.NoError(t, err)
+					assert.Less(t, maxInterval, rescueWindow)
+				}
+			})
+		}
+	}
+}
+
+// rescueWindow is vsr_sampler's default rescue_window.
+var rescueWindow = vsrsampler.NewFactory().CreateDefaultConfig().(*vsrsampler.Config).RescueWindow
+
+// collector-config.yaml's traces exporters: debug alone, or with the backends.
+const (
+	exportersDefault     = "${env:VSR_EXPORTERS:-[debug]}"
+	exportersWithBackend = "[debug, otlp_grpc/backend, otlp_http/backend]"
+)
+
+// traceExporters are the exporters a config's traces pipelines use.
+func traceExporters(cfg map[string]any) []string {
+	var ids []string
+	for name, p := range asMap(at(cfg, "service", "pipelines")) {
+		if used, ok := at(p, "exporters").([]any); ok && strings.HasPrefix(name, "traces") {
+			for _, id := range used {
+				ids = append(ids, id.(string))
 			}
 		}
 	}
-	for _, dir := range []string{filepath.Join("..", "bench", "configs"), filepath.Join("..", "e2e", "configs")} {
-		files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	return ids
+}
+
+// Each alert's runbook is a section of the README.
+func TestAlertsHaveRunbooks(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	require.NoError(t, err)
+	anchors := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^#+ (.+)$`).FindAllStringSubmatch(string(readme), -1) {
+		anchors[githubAnchor(m[1])] = true
+	}
+	rules := objectsOf[monitoringv1.PrometheusRule](manifest(t, "monitoring.yaml"))
+	require.Len(t, rules, 1)
+	alerts := 0
+	for _, g := range rules[0].Spec.Groups {
+		for _, r := range g.Rules {
+			alerts++
+			require.NotEmpty(t, r.Alert)
+			url := r.Annotations["runbook_url"]
+			_, anchor, ok := strings.Cut(url, "#")
+			require.True(t, ok, "%s has a runbook", r.Alert)
+			assert.True(t, anchors[anchor], "%s: README has the section #%s", r.Alert, anchor)
+			assert.Contains(t, []string{"critical", "warning", "info"}, r.Labels["severity"])
+		}
+	}
+	assert.GreaterOrEqual(t, alerts, 6)
+}
+
+// githubAnchor is the fragment GitHub gives a heading.
+func githubAnchor(heading string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(heading) {
+		switch {
+		case r == ' ':
+			b.WriteRune('-')
+		case r == '-' || r == '_' || ('a' <= r && r <= 'z') || ('0' <= r && r <= '9'):
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// shippedConfigs are every collector config the project ships or tests with, by name.
+func shippedConfigs(t *testing.T) map[string][]byte {
+	configs := map[string][]byte{}
+	root, err := os.ReadFile(filepath.Join(repoRoot, "collector-config.yaml"))
+	require.NoError(t, err)
+	configs["collector-config.yaml"] = root
+	for _, l := range layouts(t) {
+		for _, w := range workloads(t, l) {
+			configs[l.name+"/"+w.Name] = w.Config
+		}
+	}
+	for _, dir := range []string{"bench", "e2e"} {
+		files, err := filepath.Glob(filepath.Join(repoRoot, dir, "configs", "*.yaml"))
 		require.NoError(t, err)
 		require.NotEmpty(t, files, dir)
 		for _, f := range files {
 			raw, err := os.ReadFile(f)
 			require.NoError(t, err)
-			configs[f] = raw
+			configs[path.Join(dir, filepath.Base(f))] = raw
 		}
 	}
-	raw, err := os.ReadFile(filepath.Join("helm", "values-daemonset.yaml"))
-	require.NoError(t, err)
-	var values map[string]any
-	require.NoError(t, yaml.Unmarshal(raw, &values))
-	// The chart merges this into its defaults, a null deleting a default: what is left is ours.
-	helmCfg, err := yaml.Marshal(dropNulls(values["config"]))
-	require.NoError(t, err)
-	configs["helm/values-daemonset.yaml"] = helmCfg
 	return configs
-}
-
-func dropNulls(v any) any {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return v
-	}
-	out := map[string]any{}
-	for k, x := range m {
-		if x != nil {
-			out[k] = dropNulls(x)
-		}
-	}
-	return out
-}
-
-// otelcolBinary is the built distribution: make test passes OTELCOL_VSR_BIN.
-func otelcolBinary(t *testing.T) string {
-	bin := os.Getenv("OTELCOL_VSR_BIN")
-	if bin == "" {
-		bin = filepath.Join("..", "_build", "otelcol-vsr")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("the distribution is not built (%v): run make build", err)
-		}
-		t.Skipf("the distribution is not built (%v): make test builds it", err)
-	}
-	return bin
 }
 
 func TestShippedConfigsValidate(t *testing.T) {
 	bin := otelcolBinary(t)
 	env := append(os.Environ(),
-		"VSR_TRACES_ENDPOINT=127.0.0.1:4317", "VSR_TRACES_INSECURE=true",
+		"VSR_TRACES_ENDPOINT=127.0.0.1:4317", "VSR_TRACES_INSECURE=true", "VSR_TRACES_CA_FILE=",
 		"VSR_HASH_KEY=0123456789abcdef0123", "MY_POD_IP=127.0.0.1", "VSR_STORAGE_DIR="+t.TempDir(),
+		// What the chart's pods have in their environment.
+		"OTEL_K8S_NODE_NAME=node-1", "OTEL_K8S_NODE_IP=10.0.0.1", "OTEL_K8S_NAMESPACE=observability",
+		"OTEL_K8S_POD_NAME=otelcol-vsr-abcde", "OTEL_K8S_POD_IP=10.1.0.1",
 		// The benchmark's and end-to-end tests' configs take their ports from the environment.
 		"BENCH_OTLP_PORT=14317", "BENCH_HEALTH_PORT=14318", "BENCH_SINK=127.0.0.1:14319",
-		"E2E_OTLP_PORT=14317", "E2E_HEALTH_PORT=14318", "E2E_METRICS_PORT=14320", "E2E_GATEWAY_1=14321", "E2E_GATEWAY_2=14322")
-	variants := map[string][]string{"": nil, " with backend": {"VSR_EXPORTERS=[debug, otlp_grpc/backend, otlp_http/backend]"}}
+		"E2E_OTLP_PORT=14317", "E2E_HEALTH_PORT=14318", "E2E_METRICS_PORT=14320",
+		"CANARY_MODE=fix", "CANARY_OUT="+filepath.Join(t.TempDir(), "exported.json"), "VSR_SPILL_DIR="+t.TempDir())
+	variants := map[string][]string{"": nil, " with backend": {"VSR_EXPORTERS=" + exportersWithBackend}}
 	for name, cfg := range shippedConfigs(t) {
 		for variant, extra := range variants {
 			if variant != "" && name != "collector-config.yaml" {
@@ -272,9 +649,10 @@ func TestValidateCatchesMistakes(t *testing.T) {
 func TestDockerfile(t *testing.T) {
 	raw, err := os.ReadFile("Dockerfile")
 	require.NoError(t, err)
-	var froms, users, exposes []string
+	var froms, users, exposes, ownedCopies []string
 	var entrypoint string
-	sc := bufio.NewScanner(bytes.NewReader(raw))
+	env := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(bytes.ReplaceAll(raw, []byte("\\\n"), nil)))
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
@@ -289,6 +667,15 @@ func TestDockerfile(t *testing.T) {
 			exposes = append(exposes, fields[1:]...)
 		case "ENTRYPOINT":
 			entrypoint = strings.Join(fields[1:], " ")
+		case "ENV":
+			for _, kv := range fields[1:] {
+				k, v, _ := strings.Cut(kv, "=")
+				env[k] = v
+			}
+		case "COPY":
+			if slices.Contains(fields, "--chown=10001:10001") {
+				ownedCopies = append(ownedCopies, fields[len(fields)-1])
+			}
 		case "ADD":
 			t.Errorf("ADD fetches or unpacks implicitly; use COPY: %s", sc.Text())
 		}
@@ -297,10 +684,41 @@ func TestDockerfile(t *testing.T) {
 	final := froms[len(froms)-1]
 	assert.Regexp(t, `^(scratch|gcr\.io/distroless/\S+)$`, final, "final stage from scratch or distroless")
 	assert.Equal(t, []string{"10001:10001"}, users)
-	assert.ElementsMatch(t, []string{"4317", "4318", "13133"}, exposes)
+	assert.ElementsMatch(t, []string{"4317", "4318", "13133", "8888", "8889"}, exposes)
 	assert.True(t, strings.HasPrefix(entrypoint, "["), "exec-form entrypoint, so signals reach the collector")
 	assert.Contains(t, string(raw), "CGO_ENABLED=0", "a static binary for a libc-less image")
 	for _, f := range froms[:len(froms)-1] {
 		assert.Contains(t, f, " AS ", fmt.Sprintf("build stage %q is named", f))
 	}
+	// Defect: the built-in config's spill defaulted under the working directory, which uid
+	// 10001 cannot write; every directory the config writes is set and owned by the user.
+	for _, dirEnv := range []string{"VSR_STORAGE_DIR", "VSR_SPILL_DIR"} {
+		dir := env[dirEnv]
+		require.NotEmpty(t, dir, "%s is set", dirEnv)
+		assert.True(t, slices.ContainsFunc(ownedCopies, func(dst string) bool { return dir == dst || strings.HasPrefix(dir, dst+"/") }),
+			"%s (%s) is created owned by 10001", dirEnv, dir)
+	}
+}
+
+// Defect: without a .dockerignore, COPY . . took the host's _build/ and .tools/ into the build.
+func TestDockerignoreKeepsHostBuildsOut(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot, ".dockerignore"))
+	require.NoError(t, err)
+	var patterns []string
+	for line := range strings.Lines(string(raw)) {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			patterns = append(patterns, line)
+		}
+	}
+	gitignore, err := os.ReadFile(filepath.Join(repoRoot, ".gitignore"))
+	require.NoError(t, err)
+	for line := range strings.Lines(string(gitignore)) {
+		ignored := strings.Trim(strings.TrimSpace(line), "/")
+		if ignored == "" {
+			continue
+		}
+		assert.True(t, slices.ContainsFunc(patterns, func(p string) bool { return strings.TrimPrefix(p, "**/") == ignored }),
+			".dockerignore leaves out %s, which .gitignore ignores", ignored)
+	}
+	assert.Contains(t, patterns, ".git")
 }
