@@ -227,62 +227,86 @@ func sqrt(x float64) float64 {
 	return r
 }
 
+// nodeLayouts are the single-tier configs the outage and restart scenarios run: the embedded
+// default, and what distro/ ships for a node, raw and rendered by the chart.
+var nodeLayouts = []string{"collector-config.yaml", "k8s/daemonset.yaml", "helm/values-daemonset.yaml"}
+
+// startNode runs one of nodeLayouts, exporting to Jaeger.
+func startNode(t *testing.T, name, layout string, j *jaeger) *collector {
+	if layout == "collector-config.yaml" {
+		return startCollector(t, name, filepath.Join(repoRoot, layout), backend(j)...)
+	}
+	return startShipped(t, name, layout, "DaemonSet", nil, "VSR_TRACES_ENDPOINT="+j.endpoint())
+}
+
 // Scenario 2: the backend is down for 60 s under load. The persistent queue holds what was
 // kept and delivers it once Jaeger is back.
 func TestBackendDown(t *testing.T) {
-	j := startJaeger(t)
-	c := startCollector(t, "collector", filepath.Join(repoRoot, "collector-config.yaml"), backend(j)...)
-	wait := sendInBackground(t, traffic(100, 80*time.Second, 2), c.endpoint())
-	time.Sleep(5 * time.Second)
-	downAt := time.Now()
-	j.kill()
-	time.Sleep(60 * time.Second)
-	j = j.restart(t)
-	manifest := wait()
-	c.settle(t, 3*time.Minute)
+	for _, layout := range nodeLayouts {
+		t.Run(layout, func(t *testing.T) {
+			j := startJaeger(t)
+			c := startNode(t, "collector", layout, j)
+			wait := sendInBackground(t, traffic(100, 80*time.Second, 2), c.endpoint())
+			time.Sleep(5 * time.Second)
+			downAt := time.Now()
+			j.kill()
+			time.Sleep(60 * time.Second)
+			j = j.restart(t)
+			manifest := wait()
+			c.settle(t, 3*time.Minute)
 
-	// The restarted Jaeger starts empty: check what ended after the outage began.
-	v := verify(t, j, manifest, func(e loadgen.Entry) bool {
-		return inOrder(e) && e.RootEnd > downAt.Add(time.Second).UnixNano()
-	})
-	v.requireNoLoss(t)
-	require.Positive(t, v.mustKeep)
-	report(v.row("2 backend down 60 s", c.peakRSSMiB(), "traces that ended during or after the outage; delivered from the persistent queue"))
+			// The restarted Jaeger starts empty: check what ended after the outage began.
+			v := verify(t, j, manifest, func(e loadgen.Entry) bool {
+				return inOrder(e) && e.RootEnd > downAt.Add(time.Second).UnixNano()
+			})
+			v.requireNoLoss(t)
+			require.Positive(t, v.mustKeep)
+			report(v.row("2 backend down 60 s: "+layout, c.peakRSSMiB(), "traces that ended during or after the outage; delivered from the persistent queue"))
+		})
+	}
 }
 
 // Scenario 3: the collector is restarted (SIGTERM) under load, while the backend is also away,
 // so what it flushes at shutdown can only reach Jaeger through the persistent queue after the
 // restart.
 func TestCollectorRestart(t *testing.T) {
-	j := startJaeger(t)
-	c := startCollector(t, "collector", filepath.Join(repoRoot, "collector-config.yaml"), backend(j)...)
-	wait := sendInBackground(t, traffic(100, 30*time.Second, 3), c.endpoint())
-	time.Sleep(8 * time.Second)
-	jaegerPorts := []int{j.otlp, j.query, j.queryGRPC, j.health}
-	j.stop(t, 30*time.Second)
-	jaegerStoppedAt := time.Now()
-	time.Sleep(2 * time.Second)
-	stopAt := time.Now()
-	c.stop(t, time.Minute) // decides and flushes pending traces into the persistent queue
-	stoppedAt := time.Now()
-	time.Sleep(3 * time.Second) // the router's exports fail meanwhile and are retried
-	c.restart(t, "collector-2")
-	j = startJaeger(t, jaegerPorts...)
-	manifest := wait()
-	c.settle(t, 3*time.Minute)
+	for _, layout := range nodeLayouts {
+		t.Run(layout, func(t *testing.T) {
+			j := startJaeger(t)
+			c := startNode(t, "collector", layout, j)
+			wait := sendInBackground(t, traffic(100, 30*time.Second, 3), c.endpoint())
+			time.Sleep(8 * time.Second)
+			jaegerPorts := []int{j.otlp, j.query, j.queryGRPC, j.health}
+			j.stop(t, 30*time.Second)
+			jaegerStoppedAt := time.Now()
+			time.Sleep(2 * time.Second)
+			stopAt := time.Now()
+			c.stop(t, time.Minute) // decides and flushes pending traces into the persistent queue
+			stoppedAt := time.Now()
+			time.Sleep(3 * time.Second) // the router's exports fail meanwhile and are retried
+			c.restart(t, "collector-2")
+			j = startJaeger(t, jaegerPorts...)
+			manifest := wait()
+			c.settle(t, 3*time.Minute)
 
-	// Traces whose spans all reached one collector process must be whole: those sent entirely
-	// before the SIGTERM, or entirely after the new process started. The new Jaeger starts
-	// empty, so only traces sent after the old one stopped are checked: their kept spans
-	// waited in the persistent queue.
-	oneProcess := func(e loadgen.Entry) bool {
-		return inOrder(e) && e.FirstSent > jaegerStoppedAt.UnixNano() &&
-			(e.LastSent < stopAt.UnixNano() || e.FirstSent > stoppedAt.UnixNano())
+			// Every trace must be whole, those whose spans reached both processes included: the
+			// first decided what it still held at shutdown (keeping it) and saved its decisions,
+			// and the second follows them. The new Jaeger starts empty, so only traces sent after
+			// the old one stopped are checked: their kept spans waited in the persistent queue.
+			v := verify(t, j, manifest, func(e loadgen.Entry) bool {
+				return inOrder(e) && e.FirstSent > jaegerStoppedAt.UnixNano()
+			})
+			v.requireNoLoss(t)
+			require.Positive(t, v.mustKeep)
+			straddling := 0
+			for _, e := range manifest {
+				if inOrder(e) && e.FirstSent < stoppedAt.UnixNano() && e.LastSent > stopAt.UnixNano() {
+					straddling++
+				}
+			}
+			report(v.row("3 collector restart: "+layout, c.peakRSSMiB(), fmt.Sprintf("SIGTERM took %.2fs; %d traces straddled the restart; queued while the backend was away, drained after restart", stoppedAt.Sub(stopAt).Seconds(), straddling)))
+		})
 	}
-	v := verify(t, j, manifest, oneProcess)
-	v.requireNoLoss(t)
-	require.Positive(t, v.mustKeep)
-	report(v.row("3 collector restart", c.peakRSSMiB(), fmt.Sprintf("SIGTERM took %.2fs; queued while the backend was away, drained after restart", stoppedAt.Sub(stopAt).Seconds())))
 }
 
 // Scenario 4: three times the load, a small byte budget and a tight memory limit. The
@@ -311,9 +335,15 @@ func TestOverload(t *testing.T) {
 // and it refuses spans outright. Spans vsr_sampler released from earlier batches are held and
 // redelivered; a refused batch goes back to its sender, who retries. Every kept span arrives
 // once the backend is back, or the sender knows it failed; nothing vanishes silently.
+//
+// The shipped alerts (distro/k8s/monitoring.yaml) run in a real Prometheus scraping the
+// collector: every rule evaluates, every metric they read exists, and the outage raises the
+// send-failure and queue alerts.
 func TestBackendRefuses(t *testing.T) {
 	j := startJaeger(t)
 	c := startCollector(t, "collector", filepath.Join("configs", "refusing.yaml"), "VSR_TRACES_ENDPOINT="+j.endpoint())
+	rules, alertMetrics := shippedAlerts(t)
+	prom := startPrometheusWithRules(t, rules, fmt.Sprintf("127.0.0.1:%d", c.metrics))
 	wait := sendInBackground(t, traffic(100, 40*time.Second, 7), c.endpoint())
 	time.Sleep(5 * time.Second)
 	downAt := time.Now()
@@ -324,7 +354,14 @@ func TestBackendRefuses(t *testing.T) {
 	}
 	refused := c.metric(t, "otelcol_exporter_enqueue_failed_spans")
 	require.Positive(t, refused, "the queue filled and the exporter refused spans")
-	time.Sleep(10 * time.Second)
+	raised := map[string]bool{}
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+		for name, r := range prom.rules(t) {
+			if r.State == "pending" || r.State == "firing" {
+				raised[name] = true
+			}
+		}
+	}
 	j = j.restart(t)
 	manifest := wait()
 	c.settle(t, 3*time.Minute)
@@ -335,6 +372,18 @@ func TestBackendRefuses(t *testing.T) {
 	v.requireNoLoss(t)
 	require.Positive(t, v.mustKeep)
 	assert.Zero(t, c.metric(t, "otelcol_processor_vsr_sampler_release_failures"), "no kept span lost inside the collector")
+	loaded := prom.rules(t)
+	require.NotEmpty(t, loaded, "Prometheus loaded the shipped alerts")
+	for name, r := range loaded {
+		assert.Equal(t, "ok", r.Health, "%s: %s", name, r.LastError)
+	}
+	for _, m := range alertMetrics {
+		if m == "otelcol_exporter_send_failed_spans" {
+			continue // created at a first permanent failure, which retrying for ever leaves out here
+		}
+		assert.NotEmpty(t, prom.query(t, m), "the collector exports %s, which an alert reads", m)
+	}
+	assert.True(t, raised["OtelcolVsrExporterQueueFilling"], "the full queue raised its alert")
 	redelivered := c.metric(t, "otelcol_processor_vsr_sampler_redelivered_spans")
 	assert.Positive(t, redelivered, "released spans were held and redelivered")
 	gaveUp := 0

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/otelcol-vsr/otelcol-vsr/distro/shipped"
 )
 
 // repoRoot is where the shipped configs live.
@@ -250,21 +253,22 @@ func (j *jaeger) search(t *testing.T, service string, tags map[string]string) ma
 // collector is a running otelcol-vsr.
 type collector struct {
 	*proc
-	otlp, otlpHTTP, health, metrics int
-	storage                         string
-	config                          string
-	env                             []string
+	otlp, otlpHTTP, health, metrics, requests int
+	storage                                   string
+	config                                    string
+	env                                       []string
 }
 
-// startCollector runs config with the ports and storage of this test. env adds variables.
-func startCollector(t *testing.T, name, config string, env ...string) *collector {
+// newCollector gives a collector of config its own ports and storage; env adds variables.
+func newCollector(t *testing.T, config string, env ...string) *collector {
 	c := &collector{otlp: freePort(t), otlpHTTP: freePort(t), health: freePort(t), metrics: freePort(t),
-		storage: t.TempDir(), config: config}
+		requests: freePort(t), storage: t.TempDir(), config: config}
 	c.env = append([]string{
 		fmt.Sprintf("VSR_OTLP_GRPC_ENDPOINT=127.0.0.1:%d", c.otlp),
 		fmt.Sprintf("VSR_OTLP_HTTP_ENDPOINT=127.0.0.1:%d", c.otlpHTTP),
 		fmt.Sprintf("VSR_HEALTH_ENDPOINT=127.0.0.1:%d", c.health),
 		fmt.Sprintf("VSR_METRICS_PORT=%d", c.metrics),
+		fmt.Sprintf("VSR_REQUEST_METRICS_ENDPOINT=127.0.0.1:%d", c.requests),
 		"VSR_STORAGE_DIR=" + c.storage,
 		"VSR_SPILL_DIR=" + filepath.Join(c.storage, "spill"),
 		"VSR_HASH_KEY=e2e-hash-key-0123456789",
@@ -273,6 +277,39 @@ func startCollector(t *testing.T, name, config string, env ...string) *collector
 		fmt.Sprintf("E2E_HEALTH_PORT=%d", c.health),
 		fmt.Sprintf("E2E_METRICS_PORT=%d", c.metrics),
 	}, env...)
+	return c
+}
+
+// startCollector runs config with the ports and storage of this test. env adds variables.
+func startCollector(t *testing.T, name, config string, env ...string) *collector {
+	c := newCollector(t, config, env...)
+	c.start(t, name)
+	return c
+}
+
+// startShipped runs the collector config a layout of distro/ ships (shipped.Layouts) for its
+// DaemonSet or StatefulSet, as Kubernetes would but on loopback: its listeners on this test's
+// ports, its state in this test's storage, its gateways (for an agent) the given addresses.
+// env sets what the pod's environment holds: VSR_TRACES_ENDPOINT, for one.
+func startShipped(t *testing.T, name, layout, kind string, gateways []string, env ...string) *collector {
+	objs, err := shipped.Load(binary(t, "HELM_BIN", "../.tools/helm-v3.22.0/helm"), repoRoot, layout)
+	require.NoError(t, err)
+	workloads, err := shipped.Workloads(objs)
+	require.NoError(t, err)
+	i := slices.IndexFunc(workloads, func(w shipped.Workload) bool { return w.Kind == kind })
+	require.GreaterOrEqual(t, i, 0, "%s runs a %s", layout, kind)
+	c := newCollector(t, filepath.Join(t.TempDir(), "config.yaml"), append([]string{
+		"VSR_TRACES_INSECURE=true", "VSR_TRACES_CA_FILE=", "MY_POD_IP=127.0.0.1",
+		"OTEL_K8S_NODE_NAME=node-1", "OTEL_K8S_NODE_IP=127.0.0.1", "OTEL_K8S_NAMESPACE=" + shipped.Namespace,
+		"OTEL_K8S_POD_NAME=" + name, "OTEL_K8S_POD_IP=127.0.0.1",
+	}, env...)...)
+	cfg, err := shipped.Loopback{
+		Ports:    map[int]int{4317: c.otlp, 4318: c.otlpHTTP, 13133: c.health, 8888: c.metrics, 8889: c.requests},
+		StateDir: c.storage,
+		Gateways: gateways,
+	}.Rewrite(workloads[i].Config)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(c.config, cfg, 0o600))
 	c.start(t, name)
 	return c
 }
@@ -315,12 +352,14 @@ func (c *collector) metric(t *testing.T, name string, match ...string) float64 {
 	return total
 }
 
-// settle waits (bounded) until the sampler holds nothing and the export queue is empty.
+// settle waits (bounded) until the sampler holds nothing, the export queues are empty and no
+// export is in flight (a request waiting to retry counts as one).
 func (c *collector) settle(t *testing.T, within time.Duration) {
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
 		if c.metric(t, "otelcol_processor_vsr_sampler_buffered_traces") == 0 &&
-			c.metric(t, "otelcol_exporter_queue_size") == 0 {
+			c.metric(t, "otelcol_exporter_queue_size") == 0 &&
+			c.metric(t, "otelcol_exporter_in_flight_requests") == 0 {
 			time.Sleep(time.Second) // Jaeger's own batch
 			return
 		}

@@ -9,12 +9,18 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/stretchr/testify/require"
+	"sigs.k8s.io/yaml"
+
+	"github.com/otelcol-vsr/otelcol-vsr/distro/shipped"
 )
 
 // promServer is a Prometheus server scraping the collector on loopback, with exemplar storage.
@@ -24,6 +30,11 @@ type promServer struct {
 }
 
 func startPrometheus(t *testing.T, targets ...string) *promServer {
+	return startPrometheusWithRules(t, nil, targets...)
+}
+
+// startPrometheusWithRules also evaluates a rule file.
+func startPrometheusWithRules(t *testing.T, rules []byte, targets ...string) *promServer {
 	p := &promServer{port: freePort(t)}
 	dir := t.TempDir()
 	quoted := make([]string, len(targets))
@@ -38,6 +49,11 @@ scrape_configs:
     static_configs:
       - targets: [%s]
 `, strings.Join(quoted, ", "))
+	if rules != nil {
+		rulesPath := filepath.Join(dir, "rules.yml")
+		require.NoError(t, os.WriteFile(rulesPath, rules, 0o600))
+		config += fmt.Sprintf("rule_files: [%q]\n", rulesPath)
+	}
 	path := filepath.Join(dir, "prometheus.yml")
 	require.NoError(t, os.WriteFile(path, []byte(config), 0o600))
 	p.proc = startProc(t, "prometheus", binary(t, "PROMETHEUS_BIN", "../.tools/prometheus-v0.316.0/prometheus"), []string{
@@ -130,4 +146,55 @@ func dashboardQueries(t *testing.T, path string) []string {
 	walk(doc)
 	require.NotEmpty(t, exprs, path)
 	return exprs
+}
+
+// shippedAlerts is the rule file of distro/k8s/monitoring.yaml's PrometheusRule, and the metric
+// names its alerts read.
+func shippedAlerts(t *testing.T) (rules []byte, metrics []string) {
+	objs, err := shipped.Manifest(repoRoot, "monitoring.yaml")
+	require.NoError(t, err)
+	for _, o := range objs {
+		if r, ok := o.(*monitoringv1.PrometheusRule); ok {
+			rules, err = yaml.Marshal(map[string]any{"groups": r.Spec.Groups})
+			require.NoError(t, err)
+			for _, g := range r.Spec.Groups {
+				for _, rule := range g.Rules {
+					metrics = append(metrics, regexp.MustCompile(`otelcol_\w+`).FindAllString(rule.Expr.String(), -1)...)
+				}
+			}
+		}
+	}
+	require.NotNil(t, rules, "monitoring.yaml has a PrometheusRule")
+	slices.Sort(metrics)
+	return rules, slices.Compact(metrics)
+}
+
+// promRule is a rule as Prometheus evaluates it.
+type promRule struct {
+	Name      string `json:"name"`
+	Health    string `json:"health"`
+	LastError string `json:"lastError"`
+	State     string `json:"state"`
+}
+
+// rules are the loaded rules, by name.
+func (p *promServer) rules(t *testing.T) map[string]promRule {
+	resp, err := httpClient.Get(fmt.Sprintf("http://127.0.0.1:%d/api/v1/rules", p.port))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var r struct {
+		Data struct {
+			Groups []struct {
+				Rules []promRule `json:"rules"`
+			} `json:"groups"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+	out := map[string]promRule{}
+	for _, g := range r.Data.Groups {
+		for _, rule := range g.Rules {
+			out[rule.Name] = rule
+		}
+	}
+	return out
 }
