@@ -40,10 +40,12 @@ test: unit-test fuzz-smoke
 unit-test: $(OTELCOL)
 	HELM_BIN=$$(distro/helm/install.sh) OTELCOL_VSR_BIN=$(CURDIR)/$(OTELCOL) $(GO) test -race -count=1 ./...
 
+# Minimizing each new input for the default 60 s would leave the short run nothing to fuzz with.
+FUZZ := $(GO) test -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 200x
 fuzz-smoke:
-	$(GO) test -run '^$$' -fuzz '^FuzzTraces$$' -fuzztime $(FUZZTIME) ./processor/vsrattrs/internal/normalize
-	$(GO) test -run '^$$' -fuzz '^FuzzAttribute$$' -fuzztime $(FUZZTIME) ./processor/vsrattrs/internal/normalize
-	$(GO) test -run '^$$' -fuzz '^FuzzStream$$' -fuzztime $(FUZZTIME) ./processor/vsrsampler/internal/sampler
+	$(FUZZ) -fuzz '^FuzzTraces$$' ./processor/vsrattrs/internal/normalize
+	$(FUZZ) -fuzz '^FuzzAttribute$$' ./processor/vsrattrs/internal/normalize
+	$(FUZZ) -fuzz '^FuzzStream$$' ./processor/vsrsampler/internal/sampler
 
 ## e2e: the built distribution, running collector-config.yaml and the configs distro/ ships,
 ## against a real Jaeger v2 and a real Prometheus on loopback (builds them once into .tools/),

@@ -1,6 +1,7 @@
 package routerconv
 
 import (
+	"math"
 	"strconv"
 	"strings"
 
@@ -151,7 +152,7 @@ var readKeys = map[string]field{
 	"routing.original_model":     fieldOriginalModel,
 	"category.name":              fieldCategory,
 	"decision.name":              fieldDecision,
-	"model.name":                 fieldModelName,
+	UpstreamModelKey:             fieldModelName,
 	"gen_ai.usage.input_tokens":  fieldUsageInput,
 	"gen_ai.usage.output_tokens": fieldUsageOutput,
 	"gen_ai.request.model":       fieldRequestModel,
@@ -160,6 +161,9 @@ var readKeys = map[string]field{
 
 // SchemaVersionKey is the attribute vsr_attributes writes on every span it normalizes.
 const SchemaVersionKey = "vsr.schema.version"
+
+// UpstreamModelKey names the model on the router's upstream call.
+const UpstreamModelKey = "model.name"
 
 // decisionPlaceholder is the decision.name era C's first decision span carries.
 const decisionPlaceholder = "decision_evaluation"
@@ -227,12 +231,16 @@ func (s *scan) read(f field, v pcommon.Value, out *Facts) {
 	}
 }
 
-// stringValue reads a string fact; other types are not names.
+// stringValue reads a name: a string, or a scalar as vsr_attributes coerces it ("46.5"). Maps,
+// lists and bytes are not names.
 func stringValue(v pcommon.Value) string {
-	if v.Type() != pcommon.ValueTypeStr {
-		return ""
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return v.Str()
+	case pcommon.ValueTypeInt, pcommon.ValueTypeDouble, pcommon.ValueTypeBool:
+		return v.AsString()
 	}
-	return v.Str()
+	return ""
 }
 
 // errorOutcomes are the era D request.outcome values that mean the router failed.
@@ -453,6 +461,8 @@ func AsBool(v pcommon.Value) (bool, bool) {
 		return v.Bool(), true
 	case pcommon.ValueTypeStr:
 		return ParseBool(v.Str())
+	case pcommon.ValueTypeInt:
+		return v.Int() == 1, v.Int() == 0 || v.Int() == 1
 	}
 	return false, false
 }
@@ -463,19 +473,33 @@ func ParseBool(s string) (bool, bool) {
 	return b, err == nil
 }
 
-// AsInt reads an integer, also from a whole double or a decimal string.
+// AsInt reads an integer, also from a whole double or a decimal string ("503", " 5.03e2 ").
 func AsInt(v pcommon.Value) (int64, bool) {
-	switch v.Type() {
-	case pcommon.ValueTypeInt:
+	if v.Type() == pcommon.ValueTypeInt {
 		return v.Int(), true
-	case pcommon.ValueTypeDouble:
-		d := v.Double()
-		if d == float64(int64(d)) {
-			return int64(d), true
+	}
+	if v.Type() == pcommon.ValueTypeStr {
+		if n, err := strconv.ParseInt(strings.TrimSpace(v.Str()), 10, 64); err == nil {
+			return n, true
 		}
+	}
+	d, ok := AsFloat(v)
+	if !ok || math.IsNaN(d) || math.IsInf(d, 0) || math.Abs(d) >= 1<<63 || d != math.Trunc(d) {
+		return 0, false
+	}
+	return int64(d), true
+}
+
+// AsFloat reads a number: a double, an integer or a decimal string.
+func AsFloat(v pcommon.Value) (float64, bool) {
+	switch v.Type() {
+	case pcommon.ValueTypeDouble:
+		return v.Double(), true
+	case pcommon.ValueTypeInt:
+		return float64(v.Int()), true
 	case pcommon.ValueTypeStr:
-		n, err := strconv.ParseInt(strings.TrimSpace(v.Str()), 10, 64)
-		return n, err == nil
+		d, err := strconv.ParseFloat(strings.TrimSpace(v.Str()), 64)
+		return d, err == nil
 	}
 	return 0, false
 }

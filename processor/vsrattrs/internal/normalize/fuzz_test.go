@@ -1,6 +1,7 @@
 package normalize
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -38,13 +39,22 @@ func checkNormalize(t *testing.T, n *Normalizer, td ptrace.Traces) {
 	once := ptrace.NewTraces()
 	td.CopyTo(once)
 	n.Traces(td)
-	if err := ptracetest.CompareTraces(once, td); err != nil {
+	if err := ptracetest.CompareTraces(once, td); err != nil && !sameJSON(once, td) {
 		t.Fatalf("second pass changed the output: %v", err)
 	}
 	checkCanonicalTypes(t, td)
 }
 
-// checkCanonicalTypes: after fix mode, every schema key on a router span has its schema type.
+// sameJSON tells equal output from a difference CompareTraces sees only because NaN != NaN.
+func sameJSON(a, b ptrace.Traces) bool {
+	var m ptrace.JSONMarshaler
+	ja, errA := m.MarshalTraces(a)
+	jb, errB := m.MarshalTraces(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
+}
+
+// checkCanonicalTypes: after fix mode, every span key of the schema on a router span has its
+// schema type.
 func checkCanonicalTypes(t *testing.T, td ptrace.Traces) {
 	wire := map[Type]pcommon.ValueType{TypeString: pcommon.ValueTypeStr, TypeBool: pcommon.ValueTypeBool,
 		TypeInt: pcommon.ValueTypeInt, TypeDouble: pcommon.ValueTypeDouble, TypeStringSlice: pcommon.ValueTypeSlice}
@@ -55,7 +65,8 @@ func checkCanonicalTypes(t *testing.T, td ptrace.Traces) {
 					continue
 				}
 				for _, a := range Schema {
-					if v, ok := span.Attributes().Get(a.Key); ok && !a.Resource && a.Redact == RedactNone && v.Type() != wire[a.Type] {
+					// Resource and event keys are not a span's: on a span they are unknown keys.
+					if v, ok := span.Attributes().Get(a.Key); ok && !a.Resource && !a.Event && a.Redact == RedactNone && v.Type() != wire[a.Type] {
 						t.Fatalf("%s has type %s, schema says %s", a.Key, v.Type(), a.Type)
 					}
 				}

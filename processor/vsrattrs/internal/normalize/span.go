@@ -286,11 +286,23 @@ func (w *work) apply(attrs pcommon.Map) {
 	}
 }
 
-// putAbsent writes a derived string only where the router did not set the key itself.
-func putAbsent(attrs pcommon.Map, key, v string) {
-	if _, ok := attrs.Get(key); !ok && v != "" {
-		attrs.PutStr(key, v)
+// putDerived writes a string derived from the span's facts, only where the router did not set
+// the key itself, held to the key's schema like any value the router sent: a fact read from an
+// exception message or a model name can carry invalid UTF-8 or an unbounded length. It returns
+// what it wrote.
+func (w *work) putDerived(attrs pcommon.Map, key, v string) string {
+	if _, ok := attrs.Get(key); ok || v == "" {
+		return ""
 	}
+	var issues issueSet
+	if src, ok := w.n.spanSources[key]; ok {
+		v = w.enumValue(src.attr, v, w.n.opts.MaxValueBytes, &issues)
+	} else {
+		v = sanitizeString(v, w.n.opts.MaxValueBytes, &issues)
+	}
+	w.countAll(issues, key)
+	attrs.PutStr(key, v)
+	return v
 }
 
 // derive adds what the span's own facts imply but the router did not say. Facts about the
@@ -299,16 +311,17 @@ func putAbsent(attrs pcommon.Map, key, v string) {
 func (w *work) derive(span ptrace.Span, facts routerconv.Facts) {
 	attrs := span.Attributes()
 	if facts.Has(routerconv.SigError) {
-		putAbsent(attrs, "error.type", facts.ErrorType)
+		w.putDerived(attrs, "error.type", facts.ErrorType)
 		if span.Status().Code() == ptrace.StatusCodeUnset {
 			// Eras A–C only record an exception event; Jaeger's error=true needs the status.
+			errorType, _ := attrs.Get("error.type")
 			span.Status().SetCode(ptrace.StatusCodeError)
-			span.Status().SetMessage(facts.ErrorType)
+			span.Status().SetMessage(errorType.AsString())
 		}
 	}
 	if facts.Has(routerconv.SigBlocked) && facts.BlockReason != routerconv.ReasonGuard {
 		// The span names its guard (era A's guard span, era B's plugin).
-		putAbsent(attrs, "security.reason", facts.BlockReason)
+		w.putDerived(attrs, "security.reason", facts.BlockReason)
 	}
 	info, _ := routerconv.LookupSpan(span.Name())
 	kind := info.OpenInferenceKind
@@ -319,11 +332,12 @@ func (w *work) derive(span ptrace.Span, facts routerconv.Facts) {
 			}
 		}
 	}
-	putAbsent(attrs, "openinference.span.kind", kind)
+	w.putDerived(attrs, "openinference.span.kind", kind)
 	if info.Role == routerconv.RoleUpstream {
-		putAbsent(attrs, "gen_ai.operation.name", "chat")
-		if facts.UpstreamModel != "" {
-			routerconv.WriteModel(span, facts.UpstreamModel)
+		w.putDerived(attrs, "gen_ai.operation.name", "chat")
+		// The model as normalized above, so that a second pass finds what the first wrote from.
+		if model, ok := attrs.Get(routerconv.UpstreamModelKey); ok && model.Type() == pcommon.ValueTypeStr {
+			routerconv.WriteModel(span, model.Str())
 		}
 	}
 }

@@ -98,63 +98,36 @@ func coerce(t Type, duration bool, pv pcommon.Value, issues *issueSet) (value, b
 			return v, true
 		}
 	case TypeBool:
-		switch wire {
-		case pcommon.ValueTypeBool:
-			v.b = pv.Bool()
-			return v, true
-		case pcommon.ValueTypeStr:
-			b, ok := routerconv.ParseBool(pv.Str())
-			v.b = b
+		b, ok := routerconv.AsBool(pv)
+		if wire != pcommon.ValueTypeBool {
 			issues.add(IssueCoerced)
-			return v, ok
-		case pcommon.ValueTypeInt:
-			v.b = pv.Int() != 0
-			issues.add(IssueCoerced)
-			return v, pv.Int() == 0 || pv.Int() == 1
 		}
+		v.b = b
+		return v, ok
 	case TypeInt:
-		var d float64
-		switch wire {
-		case pcommon.ValueTypeInt:
+		if wire == pcommon.ValueTypeInt {
 			v.i = pv.Int()
 			return v, true
-		case pcommon.ValueTypeDouble:
-			d = pv.Double()
-		case pcommon.ValueTypeStr:
-			s := strings.TrimSpace(pv.Str())
-			if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-				v.i = n
-				issues.add(IssueCoerced)
-				return v, true
-			}
-			var err error
-			if d, err = strconv.ParseFloat(s, 64); err != nil {
-				return v, false
-			}
-		default:
-			return v, false
 		}
 		issues.add(IssueCoerced)
-		if math.IsNaN(d) || math.IsInf(d, 0) || math.Abs(d) >= 1<<63 || (!duration && d != math.Trunc(d)) {
+		if n, ok := routerconv.AsInt(pv); ok || !duration {
+			v.i = n
+			return v, ok
+		}
+		// A duration in ms may be rounded from a fractional one.
+		d, ok := routerconv.AsFloat(pv)
+		if !ok || math.IsNaN(d) || math.IsInf(d, 0) || math.Abs(d) >= 1<<63 {
 			return v, false
 		}
 		v.i = int64(math.Round(d))
 		return v, true
 	case TypeDouble:
-		switch wire {
-		case pcommon.ValueTypeDouble:
-			v.d = pv.Double()
-			return v, true
-		case pcommon.ValueTypeInt:
-			v.d = float64(pv.Int())
+		d, ok := routerconv.AsFloat(pv)
+		if wire != pcommon.ValueTypeDouble {
 			issues.add(IssueCoerced)
-			return v, true
-		case pcommon.ValueTypeStr:
-			d, err := strconv.ParseFloat(strings.TrimSpace(pv.Str()), 64)
-			v.d = d
-			issues.add(IssueCoerced)
-			return v, err == nil
 		}
+		v.d = d
+		return v, ok
 	case TypeStringSlice:
 		switch wire {
 		case pcommon.ValueTypeSlice:

@@ -52,12 +52,15 @@ func evidence(tr routersim.Trace) int {
 
 // newStream draws a stream. Ordered streams deliver each trace's spans in the order the router
 // ends them, with gaps shorter than the grace period; unordered ones shuffle each trace.
-func newStream(seed uint64, ordered bool) stream {
+func newStream(seed uint64, ordered bool, traces int) stream {
 	rng := rand.New(rand.NewPCG(seed, 99))
 	mix := routersim.Mix{EraWeights: [4]float64{1, 1, 1, 1}, ErrorRate: 0.15, BlockedRate: 0.15, SlowRate: 0.05, CacheHitRate: 0.1, RemoteParentRate: 0.5}
 	drawer := routersim.NewDrawer(mix, rng)
 	var st stream
-	n := 20 + rng.IntN(40)
+	n := traces
+	if n <= 0 {
+		n = 20 + rng.IntN(40)
+	}
 	for i := range n {
 		st.traces = append(st.traces, routersim.Build(drawer.Draw(t0.Add(time.Duration(i)*100*time.Millisecond)), rng))
 	}
@@ -134,7 +137,10 @@ func (st stream) batch(i int) ptrace.Traces {
 // keep; ordered streams must also keep traces whole. With sp, the memory budget is a fraction
 // of what the stream needs and the rest spills.
 func runStream(t *testing.T, seed uint64, ordered bool, sp *countingSpill) {
-	st := newStream(seed, ordered)
+	runStreamOf(t, newStream(seed, ordered, 0), seed, ordered, sp)
+}
+
+func runStreamOf(t *testing.T, st stream, seed uint64, ordered bool, sp *countingSpill) {
 	cfg := testConfig()
 	cfg.DefaultPercentage = 30
 	if sp != nil {
@@ -248,15 +254,18 @@ func TestPropertySpilledStreams(t *testing.T) {
 	}
 }
 
-// FuzzStream explores more streams: go test -fuzz FuzzStream.
+// FuzzStream explores more streams: go test -fuzz FuzzStream. The fuzzer also picks the number
+// of traces, up to 16, so that it tries thousands of streams a second; the property tests above
+// run the long ones.
 func FuzzStream(f *testing.F) {
-	f.Add(uint64(1), true, false)
-	f.Add(uint64(2), false, true)
-	f.Fuzz(func(t *testing.T, seed uint64, ordered, spilled bool) {
+	f.Add(uint64(1), true, false, uint8(12))
+	f.Add(uint64(2), false, true, uint8(15))
+	f.Add(uint64(3), true, false, uint8(2))
+	f.Fuzz(func(t *testing.T, seed uint64, ordered, spilled bool, traces uint8) {
 		var sp *countingSpill
 		if spilled {
 			sp = newCountingSpill(t)
 		}
-		runStream(t, seed, ordered, sp)
+		runStreamOf(t, newStream(seed, ordered, 1+int(traces)%16), seed, ordered, sp)
 	})
 }
