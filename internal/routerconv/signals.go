@@ -1,6 +1,8 @@
 package routerconv
 
 import (
+	"iter"
+	"maps"
 	"math"
 	"strconv"
 	"strings"
@@ -282,39 +284,105 @@ func (s *scan) readMatchedRules(v pcommon.Value) {
 	}
 }
 
+// Key is what one attribute key tells Classify: the fact its value holds, and the eras whose
+// routers spell it so.
+type Key struct {
+	field field
+	eras  [2]Era
+	// renamed: vsr_attributes also writes this key from another era's spelling.
+	renamed bool
+	// schema is vsr.schema.version: the span was normalized.
+	schema bool
+}
+
+// keys joins readKeys and keyEras: one lookup per attribute.
+var keys = func() map[string]Key {
+	m := map[string]Key{SchemaVersionKey: {schema: true}}
+	for k, f := range readKeys {
+		m[k] = Key{field: f}
+	}
+	for k, eras := range keyEras {
+		key := m[k]
+		key.eras, key.renamed = eras, RenameTargets[k]
+		m[k] = key
+	}
+	return m
+}()
+
+// LookupKey returns what Classify reads from an attribute key, for a caller that visits a
+// span's attributes in its own pass and feeds them to a Classifier.
+func LookupKey(k string) (Key, bool) {
+	key, ok := keys[k]
+	return key, ok
+}
+
+// Keys lists every attribute key Classify reads, with what it tells.
+func Keys() iter.Seq2[string, Key] { return maps.All(keys) }
+
+// Classifier reads one span in its caller's pass over the attributes: Begin, then Attr for
+// each attribute whose key LookupKey knows, then Finish.
+type Classifier struct {
+	f       Facts
+	s       scan
+	info    SpanInfo
+	root    bool
+	renamed [2]Era
+	// normalized: vsr_attributes has normalized the span (vsr.schema.version).
+	normalized bool
+}
+
+// Begin starts reading span.
+func (c *Classifier) Begin(span ptrace.Span) {
+	*c = Classifier{}
+	var known bool
+	c.info, known = spanTable[span.Name()]
+	c.root = IsLocalRoot(span)
+	if known {
+		c.f.Eras = c.info.Eras
+	}
+}
+
+// Span is what the span's name tells (SpanInfo's zero value for a name the table lacks).
+func (c *Classifier) Span() SpanInfo { return c.info }
+
+// Attr reads one attribute.
+func (c *Classifier) Attr(key Key, v pcommon.Value) {
+	if key.field != fieldNone {
+		c.s.read(key.field, v, &c.f)
+	}
+	c.normalized = c.normalized || key.schema
+	// Root spans tell their era by name only: the sampler writes older eras' keys on them.
+	if c.root || key.eras[0] == EraUnknown {
+		return
+	}
+	if key.renamed {
+		c.renamed = NarrowEras(c.renamed, key.eras)
+	} else {
+		c.f.Eras = NarrowEras(c.f.Eras, key.eras)
+	}
+}
+
 // Classify reads a span's name, status, attributes and events in one pass. router says
 // whether the span is the router's own: only then does a 403 error root mean a guard block
 // rather than a failure.
 func Classify(span ptrace.Span, router bool) Facts {
-	var f Facts
-	var s scan
-	info, known := spanTable[span.Name()]
-	root := IsLocalRoot(span)
-	if known {
-		f.Eras = info.Eras
-	}
-	// Keys vsr_attributes also writes from another era's spelling count only on a span it
-	// has not normalized (no vsr.schema.version).
-	var renamed [2]Era
-	normalized := false
+	var c Classifier
+	c.Begin(span)
 	for k, v := range span.Attributes().All() {
-		if fd, ok := readKeys[k]; ok {
-			s.read(fd, v, &f)
+		if key, ok := keys[k]; ok {
+			c.Attr(key, v)
 		}
-		if root {
-			continue
-		}
-		if eras, ok := keyEras[k]; ok {
-			if RenameTargets[k] {
-				renamed = NarrowEras(renamed, eras)
-			} else {
-				f.Eras = NarrowEras(f.Eras, eras)
-			}
-		}
-		normalized = normalized || k == SchemaVersionKey
 	}
-	if !normalized {
-		f.Eras = NarrowEras(f.Eras, renamed)
+	return c.Finish(span, router)
+}
+
+// Finish reads the span's status and events and returns its facts.
+func (c *Classifier) Finish(span ptrace.Span, router bool) Facts {
+	f, s, info, root := c.f, &c.s, c.info, c.root
+	// Keys vsr_attributes also writes from another era's spelling count only on a span it
+	// has not normalized.
+	if !c.normalized {
+		f.Eras = NarrowEras(f.Eras, c.renamed)
 	}
 	if info.Role == RoleUpstream {
 		f.Signals |= SigUpstream
@@ -342,21 +410,21 @@ func Classify(span ptrace.Span, router bool) Facts {
 	switch {
 	case s.blocked:
 		f.Signals |= SigBlocked
-		f.BlockReason = blockReason(&s, span.Name())
+		f.BlockReason = blockReason(s, span.Name())
 	case guard && s.pluginStatus == "blocked":
 		f.Signals |= SigBlocked
 		f.BlockReason = guardReason
 	case router && s.httpStatus == 403 && statusError && root:
 		// Era D marks a guard block only by the root's 403 and error status.
 		f.Signals |= SigBlocked
-		f.BlockReason = blockReason(&s, span.Name())
+		f.BlockReason = blockReason(s, span.Name())
 	}
 	if f.Signals&SigBlocked != 0 {
 		// A block's error status and 4xx are the guard working, not a failure.
 		statusError = false
 	}
 
-	if errType := errorType(&s, span, statusError); errType != "" {
+	if errType := errorType(s, span, statusError); errType != "" {
 		f.Signals |= SigError
 		f.ErrorType = errType
 	}

@@ -106,12 +106,17 @@ type Stats struct {
 	Traces [routerconv.EraD + 1]int
 }
 
-// source is where a key sends its value.
+// source is where a key sends its value, and what the key tells routerconv's Classifier: one
+// lookup per attribute serves both.
 type source struct {
+	// attr is nil for a key outside the schema that only Classify reads.
 	attr *Attr
 	conv Conv
 	// legacy is set when the key is an older name of attr.Key.
 	legacy bool
+	router routerconv.Key
+	// classified: Classify reads the key.
+	classified bool
 }
 
 // Normalizer rewrites router spans into the canonical schema. It is safe for concurrent use.
@@ -157,6 +162,11 @@ func New(opts Options) *Normalizer {
 			sources[l.Key] = source{attr: a, conv: l.Conv, legacy: true}
 		}
 	}
+	for k, key := range routerconv.Keys() {
+		src := n.spanSources[k]
+		src.router, src.classified = key, true
+		n.spanSources[k] = src
+	}
 	for _, k := range opts.AllowedKeys {
 		n.allowed[k] = true
 		n.allowedEvent[k] = true
@@ -190,6 +200,8 @@ type work struct {
 	spare   []*traceFacts
 	pending []ptrace.Span
 	mac     hash.Hash
+	// classifier reads each router span in the normalizing pass.
+	classifier routerconv.Classifier
 }
 
 type write struct {
@@ -242,7 +254,7 @@ func (n *Normalizer) Traces(td ptrace.Traces) Stats {
 			}
 		}
 		if routerResource || holdsRouterSpans {
-			w.attributes(rs.Resource().Attributes(), n.resourceSources, true)
+			w.attributes(rs.Resource().Attributes(), n.resourceSources, nil)
 			w.apply(rs.Resource().Attributes())
 		} else {
 			w.redactOnly(rs.Resource().Attributes(), false)

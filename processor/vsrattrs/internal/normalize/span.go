@@ -16,14 +16,19 @@ import (
 // span normalizes one router span: its attributes and events, and what its own facts imply.
 func (w *work) span(span ptrace.Span) {
 	w.stats.Spans++
-	// Read before rewriting: the router's own keys tell its era.
-	facts := routerconv.Classify(span, true)
+	// The span is classified in the same pass, from what the router sent: its own keys tell
+	// its era.
+	w.classifier.Begin(span)
 	attrs := span.Attributes()
-	w.attributes(attrs, w.n.spanSources, false)
+	w.attributes(attrs, w.n.spanSources, &w.classifier)
+	facts, info := w.classifier.Finish(span, true), w.classifier.Span()
+	// Room for what this span gains (renamed keys, derived keys, the schema version) in one
+	// allocation, rather than one per key added.
+	attrs.EnsureCapacity(attrs.Len() + len(w.writes) + spanKeysAdded)
 	w.apply(attrs)
 	w.events(span, true)
 	if w.n.opts.Mode != ModeReport {
-		w.derive(span, facts)
+		w.derive(span, info, facts)
 	}
 	if len(w.issues) > 0 {
 		w.writeIssues(attrs)
@@ -33,10 +38,15 @@ func (w *work) span(span ptrace.Span) {
 	tf := w.factsFor(span.TraceID())
 	tf.spans++
 	tf.eras = routerconv.NarrowEras(tf.eras, facts.Eras)
-	if info, _ := routerconv.LookupSpan(span.Name()); info.Role == routerconv.RoleRoot || info.Role == routerconv.RoleRootEarly {
+	if info.Role == routerconv.RoleRoot || info.Role == routerconv.RoleRootEarly {
 		tf.hasRoot = true
 	}
 }
+
+// spanKeysAdded is how many keys a router span typically gains besides its renamed ones:
+// vsr.schema.version, openinference.span.kind, and an error.type or the upstream call's
+// gen_ai.* keys.
+const spanKeysAdded = 4
 
 // foreign redacts the personal data on another service's span; nothing else changes.
 func (w *work) foreign(span ptrace.Span) {
@@ -63,16 +73,20 @@ func (w *work) writeIssues(attrs pcommon.Map) {
 	}
 }
 
-// attributes normalizes one attribute map against sources, queueing writes and removals.
-func (w *work) attributes(attrs pcommon.Map, sources map[string]source, resource bool) {
+// attributes normalizes one attribute map against sources, queueing writes and removals. A
+// span's are also fed to classifier; a resource has none.
+func (w *work) attributes(attrs pcommon.Map, sources map[string]source, classifier *routerconv.Classifier) {
 	w.writes, w.removes, w.issues = w.writes[:0], w.removes[:0], w.issues[:0]
 	opts := &w.n.opts
 	for key, pv := range attrs.All() {
-		src, known := sources[key]
-		if !known {
+		src := sources[key]
+		if src.classified {
+			classifier.Attr(src.router, pv)
+		}
+		if src.attr == nil {
 			if kind, personal := w.n.redaction.lookup(key, true); personal {
 				w.redact(key, pv, kind)
-			} else if !resource {
+			} else if classifier != nil {
 				w.unknownKey(key, pv)
 			}
 			continue
@@ -286,6 +300,13 @@ func (w *work) apply(attrs pcommon.Map) {
 	}
 }
 
+// putAbsent writes a constant only where the router did not set the key itself.
+func putAbsent(attrs pcommon.Map, key, v string) {
+	if _, ok := attrs.Get(key); !ok && v != "" {
+		attrs.PutStr(key, v)
+	}
+}
+
 // putDerived writes a string derived from the span's facts, only where the router did not set
 // the key itself, held to the key's schema like any value the router sent: a fact read from an
 // exception message or a model name can carry invalid UTF-8 or an unbounded length. It returns
@@ -295,7 +316,7 @@ func (w *work) putDerived(attrs pcommon.Map, key, v string) string {
 		return ""
 	}
 	var issues issueSet
-	if src, ok := w.n.spanSources[key]; ok {
+	if src := w.n.spanSources[key]; src.attr != nil {
 		v = w.enumValue(src.attr, v, w.n.opts.MaxValueBytes, &issues)
 	} else {
 		v = sanitizeString(v, w.n.opts.MaxValueBytes, &issues)
@@ -308,7 +329,7 @@ func (w *work) putDerived(attrs pcommon.Map, key, v string) string {
 // derive adds what the span's own facts imply but the router did not say. Facts about the
 // whole request (the root summary, the guard verdict, the model era A's upstream call used)
 // are vsr_sampler's to write, once the trace is whole.
-func (w *work) derive(span ptrace.Span, facts routerconv.Facts) {
+func (w *work) derive(span ptrace.Span, info routerconv.SpanInfo, facts routerconv.Facts) {
 	attrs := span.Attributes()
 	if facts.Has(routerconv.SigError) {
 		w.putDerived(attrs, "error.type", facts.ErrorType)
@@ -323,7 +344,6 @@ func (w *work) derive(span ptrace.Span, facts routerconv.Facts) {
 		// The span names its guard (era A's guard span, era B's plugin).
 		w.putDerived(attrs, "security.reason", facts.BlockReason)
 	}
-	info, _ := routerconv.LookupSpan(span.Name())
 	kind := info.OpenInferenceKind
 	if info.Role == routerconv.RolePlugin {
 		if t, ok := attrs.Get("plugin.type"); ok {
@@ -332,9 +352,10 @@ func (w *work) derive(span ptrace.Span, facts routerconv.Facts) {
 			}
 		}
 	}
-	w.putDerived(attrs, "openinference.span.kind", kind)
+	// Constants of the schema's enums: nothing to check.
+	putAbsent(attrs, "openinference.span.kind", kind)
 	if info.Role == routerconv.RoleUpstream {
-		w.putDerived(attrs, "gen_ai.operation.name", "chat")
+		putAbsent(attrs, "gen_ai.operation.name", "chat")
 		// The model as normalized above, so that a second pass finds what the first wrote from.
 		if model, ok := attrs.Get(routerconv.UpstreamModelKey); ok && model.Type() == pcommon.ValueTypeStr {
 			routerconv.WriteModel(span, model.Str())
