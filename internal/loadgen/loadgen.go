@@ -96,6 +96,7 @@ type Entry struct {
 	Slow        bool     `json:"slow"`
 	MustKeep    bool     `json:"must_keep"`
 	SpanIDs     []string `json:"span_ids"`
+	Start       int64    `json:"start_unix_nano"`
 	RootEnd     int64    `json:"root_end_unix_nano"`
 	LastEnd     int64    `json:"last_end_unix_nano"`
 	FailedSpans int      `json:"failed_spans"`
@@ -299,6 +300,7 @@ func (g *generator) add(now time.Time) {
 		Category: req.Category,
 		Slow:     req.Slow,
 		MustKeep: MustKeep(req.Outcome),
+		Start:    req.Start.UnixNano(),
 		RootEnd:  int64(tr.RootEnd().UnixNano()),
 	}
 	order := make([]int, n) // order[k] is the span that leaves k-th

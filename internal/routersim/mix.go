@@ -21,6 +21,10 @@ type Mix struct {
 	RemoteParentRate float64
 	// ModelServerRate is how often the model server traces the request too.
 	ModelServerRate float64
+	// NewCategory, at NewCategoryRate of requests, is a route the others have not seen: a
+	// category added while traffic runs.
+	NewCategory     string
+	NewCategoryRate float64
 }
 
 // DefaultMix is a rolling upgrade in progress with realistic failure rates.
@@ -72,7 +76,7 @@ func (d *Drawer) Draw(start time.Time) Request {
 	d.seq++
 	req := Request{
 		Era:          d.era(),
-		Category:     Categories[d.category.Uint64()],
+		Category:     d.categoryName(),
 		Model:        Models[d.model.Uint64()],
 		Start:        start,
 		RemoteParent: d.rng.Float64() < d.mix.RemoteParentRate,
@@ -93,6 +97,13 @@ func (d *Drawer) Draw(start time.Time) Request {
 	req.Streaming = req.Era == routerconv.EraD && d.rng.IntN(2) == 0
 	req.ModelServer = d.rng.Float64() < d.mix.ModelServerRate
 	return req
+}
+
+func (d *Drawer) categoryName() string {
+	if d.mix.NewCategory != "" && d.rng.Float64() < d.mix.NewCategoryRate {
+		return d.mix.NewCategory
+	}
+	return Categories[d.category.Uint64()]
 }
 
 func (d *Drawer) era() routerconv.Era {

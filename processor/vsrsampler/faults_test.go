@@ -267,34 +267,44 @@ type hostWith map[component.ID]component.Component
 
 func (h hostWith) GetExtensions() map[component.ID]component.Component { return h }
 
-// With storage, a restart keeps a trace in flight whole: kept at shutdown, its rest follows
-// the saved decision in the next run.
-func TestRestartKeepsATraceInFlightWhole(t *testing.T) {
+// With storage, a restart hands the traces in flight over: nothing of them leaves at shutdown,
+// the next run takes them in again with their rest, and decides each once, as if there had
+// been no restart: the error trace whole, the other by the rates (here 0 %), not kept blind.
+func TestRestartHandsTracesInFlightOver(t *testing.T) {
 	storageID := component.MustNewIDWithName("file_storage", "queue")
 	host := hostWith{storageID: &memStorage{data: map[string][]byte{}}}
 	cfg := createDefaultConfig().(*Config)
 	cfg.DefaultPercentage = 0
 	cfg.Storage = &storageID
-	tr := simulate(routerconv.EraD, routersim.OutcomeError, "math", 7)
-	n := tr.SpanCount()
-	first, rest := ptrace.NewTraces(), ptrace.NewTraces()
-	tr.Traces.CopyTo(first)
-	tr.Traces.CopyTo(rest)
-	first.ResourceSpans().At(0).ScopeSpans().At(0).Spans().RemoveIf(func(s ptrace.Span) bool { return s.Name() != "semantic_router.signal.evaluation" })
-	rest.ResourceSpans().At(0).ScopeSpans().At(0).Spans().RemoveIf(func(s ptrace.Span) bool { return s.Name() == "semantic_router.signal.evaluation" })
+	split := func(tr routersim.Trace) (first, rest ptrace.Traces) {
+		first, rest = ptrace.NewTraces(), ptrace.NewTraces()
+		tr.Traces.CopyTo(first)
+		tr.Traces.CopyTo(rest)
+		first.ResourceSpans().At(0).ScopeSpans().At(0).Spans().RemoveIf(func(s ptrace.Span) bool { return s.Name() != "semantic_router.signal.evaluation" })
+		rest.ResourceSpans().At(0).ScopeSpans().At(0).Spans().RemoveIf(func(s ptrace.Span) bool { return s.Name() == "semantic_router.signal.evaluation" })
+		return first, rest
+	}
+	failing := simulate(routerconv.EraD, routersim.OutcomeError, "math", 7)
+	fine := simulate(routerconv.EraD, routersim.OutcomeOK, "math", 8)
+	failingFirst, failingRest := split(failing)
+	fineFirst, fineRest := split(fine)
 
 	sink := new(consumertest.TracesSink)
-	run := func(td ptrace.Traces) {
+	run := func(batches ...ptrace.Traces) {
 		p, err := NewFactory().CreateTraces(context.Background(), metadatatest.NewSettings(newTelemetry(t)), cfg, sink)
 		require.NoError(t, err)
 		require.NoError(t, p.Start(context.Background(), host))
-		require.NoError(t, p.ConsumeTraces(context.Background(), td))
+		for _, td := range batches {
+			require.NoError(t, p.ConsumeTraces(context.Background(), td))
+		}
 		require.NoError(t, p.Shutdown(context.Background()))
 	}
-	run(first)
-	require.Equal(t, 1, sink.SpanCount(), "in flight at shutdown: kept")
-	run(rest)
-	assert.Equal(t, n, sink.SpanCount(), "the rest follows the saved decision")
+	run(failingFirst, fineFirst)
+	require.Zero(t, sink.SpanCount(), "undecided at shutdown: handed over, not kept blind")
+	run(failingRest, fineRest)
+	assert.Equal(t, failing.SpanCount(), sink.SpanCount(), "the error trace whole, the other dropped at 0 %")
+	run()
+	assert.Equal(t, failing.SpanCount(), sink.SpanCount(), "handed over once")
 }
 
 // The failure counters exist at 0 from the start, so that an alert's increase() sees the first

@@ -97,14 +97,16 @@ func (o *observer) Decided(d sampler.Decision, trigger sampler.Trigger, spans in
 	o.tb.ProcessorVsrSamplerDecisionLatency.Record(ctx, float64(latency)/float64(time.Millisecond), o.latency[trigger])
 }
 
-// logShutdown says what this run decided, the traces still open at shutdown included.
-func (o *observer) logShutdown() {
+// logShutdown says what this run decided, the traces still open at shutdown included, and
+// how many spans of undecided traces it handed over to the next run.
+func (o *observer) logShutdown(handedOver int) {
 	var total int64
 	for i := range o.decided {
 		total += o.decided[i].Load()
 	}
 	o.logger.Info("vsr_sampler stopped", zap.Int64("traces_decided", total),
-		zap.Int64("decided_at_shutdown", o.decided[sampler.TriggerShutdown].Load()))
+		zap.Int64("decided_at_shutdown", o.decided[sampler.TriggerShutdown].Load()),
+		zap.Int("spans_handed_over", handedOver))
 }
 
 // Request and ModelCall go to the request metrics (the vsr_requests receiver), when any are

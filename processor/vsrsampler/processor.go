@@ -140,11 +140,54 @@ func (p *samplerProcessor) restoreDecisions(ctx context.Context, host component.
 			p.logger.Warn("the decisions saved by the last run are not usable", zap.Error(err))
 		}
 	}
+	p.restoreOpen(ctx)
 	return nil
 }
 
-// decisionsKey is the storage key of the saved decision caches.
-const decisionsKey = "decisions"
+// Storage keys: the saved decision caches, and the spans of the traces left undecided.
+const (
+	decisionsKey = "decisions"
+	openKey      = "open"
+)
+
+// saveOpen stores the spans of the traces left undecided, for the next run.
+func (p *samplerProcessor) saveOpen(ctx context.Context, open ptrace.Traces) error {
+	if open.SpanCount() == 0 {
+		return nil
+	}
+	var m ptrace.ProtoMarshaler
+	raw, err := m.MarshalTraces(open)
+	if err != nil {
+		return err
+	}
+	return p.decisions.Set(ctx, openKey, raw)
+}
+
+// restoreOpen takes in the traces the last run left undecided, as if they had just arrived,
+// and removes them from storage so that they are taken in once.
+func (p *samplerProcessor) restoreOpen(ctx context.Context) {
+	raw, err := p.decisions.Get(ctx, openKey)
+	if err != nil || raw == nil {
+		if err != nil {
+			p.logger.Warn("the traces the last run left undecided could not be read", zap.Error(err))
+		}
+		return
+	}
+	var u ptrace.ProtoUnmarshaler
+	td, err := u.UnmarshalTraces(raw)
+	if err != nil {
+		p.logger.Warn("the traces the last run left undecided are not readable", zap.Error(err))
+		return
+	}
+	if err := p.decisions.Delete(ctx, openKey); err != nil {
+		p.logger.Warn("the traces the last run left undecided could not be removed from storage", zap.Error(err))
+	}
+	now := time.Now()
+	pass, released := p.core.Consume(td, now)
+	p.released.send(ctx, released, now)
+	p.released.send(ctx, pass, now)
+	p.logger.Info("took over the traces the last run left undecided", zap.Int("spans", td.SpanCount()))
+}
 
 // saveDecisions writes the decision caches to storage, for the next run.
 func (p *samplerProcessor) saveDecisions(ctx context.Context) error {
@@ -228,8 +271,21 @@ func (p *samplerProcessor) shutdownOnce(ctx context.Context) error {
 		return fmt.Errorf("vsr_sampler: the timer did not stop before the shutdown deadline: %w", ctx.Err())
 	}
 	now := time.Now()
-	p.released.send(ctx, p.core.Flush(now), now)
-	p.observer.logShutdown()
+	handedOver := 0
+	if p.decisions != nil {
+		// The next run takes the undecided traces over, rather than this one keep them blind.
+		open, kept := p.core.TakeOpen(now, p.cfg.MaxBufferBytes)
+		p.released.send(ctx, kept, now)
+		if err := p.saveOpen(ctx, open); err != nil {
+			p.logger.Warn("the undecided traces could not be handed over to the next run; they are kept", zap.Error(err))
+			p.released.send(ctx, open, now)
+		} else {
+			handedOver = open.SpanCount()
+		}
+	} else {
+		p.released.send(ctx, p.core.Flush(now), now)
+	}
+	p.observer.logShutdown(handedOver)
 	err := p.released.drain(ctx)
 	return errors.Join(err, p.saveDecisions(ctx), p.closeSpill())
 }

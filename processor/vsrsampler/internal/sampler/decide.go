@@ -30,6 +30,9 @@ func (s *Sampler) settle(sh *shard, b *batch, ti int32, now time.Time, out *outp
 		si = sh.alloc(bt.hash, bt.id, now.UnixNano())
 		sh.slots[si].rule = uint8(len(s.rules))
 		s.traces.Add(1)
+		if s.dynamic != nil {
+			s.dynamic.arrived(now)
+		}
 	}
 	in := &here{b, bt}
 	if sh.slots[si].phase == phaseRescuable {
@@ -276,6 +279,9 @@ func (s *Sampler) policy(sh *shard, si int32, now time.Time) Decision {
 	t := &sh.slots[si]
 	d := Decision{Keep: true, Threshold: sampling.AlwaysSampleThreshold}
 	e := sh.lookupExtra(si)
+	if s.dynamic != nil {
+		s.dynamic.decided(now)
+	}
 	switch {
 	case t.sum.Error():
 		d.Reason = ReasonError

@@ -18,7 +18,10 @@ const overflowKey = "\x00overflow"
 // Each key's arrival rate is estimated from the traces decided, per wall-clock second: a
 // moving average over about one adjustment interval, raised at once by the last second's
 // count when a key surges, and in the very first second extrapolated from what arrived so
-// far. Every second, the target is spread over the keys smallest first: a key needing less
+// far. A trace's key is known only once it is decided, which is a request's duration after
+// its first span arrived: while decisions lag arrivals (at a start, a restart, or traffic
+// resuming), the keys' estimates are scaled by the ratio of traces arriving to traces
+// decided. Every second, the target is spread over the keys smallest first: a key needing less
 // than its fair share is kept entirely and leaves the rest to the others. A key that appears
 // between two spreads gets a fair share of its own until the next. Probabilities are rounded
 // to a grid (2^(1/16)), so that collectors whose estimates differ by a little still agree.
@@ -33,9 +36,13 @@ type dynamic struct {
 	started time.Time
 	warm    bool
 	keys    map[string]*keyRate
+	// arrivals and decisions count every trace as it arrives and as it is decided, dynamic or
+	// not, by the same seconds as the keys.
+	arrivals, decisions keyRate
 	// debt is what was kept short of the target lately (negative: beyond it), forgotten
 	// with debtMemory; the rates pay it back over payback. It corrects the randomness of
-	// sampling, so that each few seconds keep close to the target, not only their average.
+	// sampling and the estimates' errors, so that each few seconds keep close to the target,
+	// not only their average.
 	debt   float64
 	lastAt time.Time
 }
@@ -100,16 +107,57 @@ func (d *dynamic) kept() {
 	d.mu.Unlock()
 }
 
-// estimate is a key's arrival rate, traces per second.
+// arrived counts a trace whose first span just arrived.
+func (d *dynamic) arrived(now time.Time) {
+	d.mu.Lock()
+	d.roll(now)
+	d.arrivals.cur++
+	d.mu.Unlock()
+}
+
+// decided counts a trace being decided, before rate is asked for it. Each decision owes its
+// part of the target, target/traffic rate: the debt grows with the traffic decided, not with
+// the clock, so that neither the seconds before the first request ends nor a pause in traffic
+// are kept for later.
+func (d *dynamic) decided(now time.Time) {
+	d.mu.Lock()
+	d.roll(now)
+	d.decisions.cur++
+	d.debt += d.cfg.TargetPerSecond / max(d.rateOf(&d.arrivals, now), d.rateOf(&d.decisions, now), d.cfg.TargetPerSecond)
+	d.mu.Unlock()
+}
+
+// estimate is a key's arrival rate, traces per second: its share of the traces decided, times
+// the rate traces arrive. Only a decision knows a trace's key, but decisions come a request's
+// duration after arrivals: at a start they undercount every key alike, and the share does not
+// depend on it. While traffic stops, arrivals fall before decisions do: the larger rate holds.
 func (d *dynamic) estimate(k *keyRate, now time.Time) float64 {
+	return d.share(k, now) * max(d.rateOf(&d.arrivals, now), d.rateOf(&d.decisions, now))
+}
+
+// share is a key's part of the decisions, counted over the same seconds for both: the last
+// second when the key surges beyond its noise, else the moving averages, which lag alike.
+func (d *dynamic) share(k *keyRate, now time.Time) float64 {
+	if !d.warm {
+		return k.cur / max(d.decisions.cur, 1)
+	}
+	frac := float64(now.UnixNano()-d.second*int64(time.Second)) / float64(time.Second)
+	last := k.cur + k.prev*(1-frac)
+	if k.avg == 0 || last > k.avg+surgeSigmas*math.Sqrt(max(k.avg, 1)) {
+		return min(last/max(d.decisions.cur+d.decisions.prev*(1-frac), 1), 1)
+	}
+	return min(k.avg/max(d.decisions.avg, 1e-9), 1)
+}
+
+// rateOf is a count's rate per second: extrapolated in the very first second, then the moving
+// average, replaced by the last second when the count surges beyond its noise (taking the
+// larger of two noisy figures every time would keep too few).
+func (d *dynamic) rateOf(k *keyRate, now time.Time) float64 {
 	frac := float64(now.UnixNano()-d.second*int64(time.Second)) / float64(time.Second)
 	if !d.warm {
 		elapsed := max(now.Sub(d.started), warmUpFloor)
 		return k.cur / elapsed.Seconds()
 	}
-	// The last second, sliding: this second's count and the part of the last one it has not
-	// replaced yet. It replaces the average when the key is new or surges beyond its noise;
-	// taking the larger of two noisy figures every time would keep too few.
 	last := k.cur + k.prev*(1-frac)
 	if k.avg == 0 || last > k.avg+surgeSigmas*math.Sqrt(max(k.avg, 1)) {
 		return last
@@ -124,7 +172,7 @@ const surgeSigmas = 3
 // roll closes the seconds that have passed and spreads the target again.
 func (d *dynamic) roll(now time.Time) {
 	if dt := now.Sub(d.lastAt).Seconds(); !d.lastAt.IsZero() && dt > 0 {
-		d.debt = d.debt*math.Exp(-dt/debtMemory.Seconds()) + d.cfg.TargetPerSecond*dt
+		d.debt *= math.Exp(-dt / debtMemory.Seconds())
 	}
 	d.lastAt = now
 	s := now.Unix()
@@ -137,21 +185,28 @@ func (d *dynamic) roll(now time.Time) {
 	}
 	first := !d.warm
 	for ; d.second < s; d.second++ {
+		d.closeSecond(&d.arrivals, first)
+		d.closeSecond(&d.decisions, first)
 		for _, k := range d.keys {
-			n := k.cur
-			if first {
-				// The start fell within the second: scale its count to a whole one.
-				n /= max(time.Unix(d.second+1, 0).Sub(d.started), warmUpFloor).Seconds()
-				k.avg = n
-			} else {
-				k.avg += d.alpha * (n - k.avg)
-			}
-			k.prev, k.cur = n, 0
+			d.closeSecond(k, first)
 		}
 		first = false
 	}
 	d.warm = true
 	d.spread()
+}
+
+// closeSecond folds the second being counted into k's average.
+func (d *dynamic) closeSecond(k *keyRate, first bool) {
+	n := k.cur
+	if first {
+		// The start fell within the second: scale its count to a whole one.
+		n /= max(time.Unix(d.second+1, 0).Sub(d.started), warmUpFloor).Seconds()
+		k.avg = n
+	} else {
+		k.avg += d.alpha * (n - k.avg)
+	}
+	k.prev, k.cur = n, 0
 }
 
 // spread allocates the target over the keys, smallest rate first, and forgets keys that no

@@ -18,20 +18,26 @@ import (
 
 func TestDynamicFavoursRareKeys(t *testing.T) {
 	d := newDynamic(Dynamic{Keys: []string{"category.name"}, TargetPerSecond: 10, Window: 10 * time.Second})
+	// trace is one trace of key arriving and decided at once.
+	trace := func(key string, at time.Time) float64 {
+		d.arrived(at)
+		d.decided(at)
+		return d.rate(key, at)
+	}
 	for i := range 1000 {
-		d.rate("common", t0.Add(time.Duration(i)*time.Millisecond))
+		trace("common", t0.Add(time.Duration(i)*time.Millisecond))
 	}
 	for i := range 2 {
-		d.rate("rare", t0.Add(time.Duration(i)*500*time.Millisecond))
+		trace("rare", t0.Add(time.Duration(i)*500*time.Millisecond))
 	}
 	later := t0.Add(time.Second)
-	assert.Equal(t, 1.0, d.rate("rare", later), "rare needs 2 of the 10 a second: all kept")
-	assert.Less(t, d.rate("common", later), 0.05, "common shares the rest over 1000 a second")
-	assert.Equal(t, 1.0, d.rate("never-seen", later), "a new key gets a fair share: here all it needs")
+	assert.Equal(t, 1.0, trace("rare", later), "rare needs 2 of the 10 a second: all kept")
+	assert.Less(t, trace("common", later), 0.05, "common shares the rest over 1000 a second")
+	assert.Equal(t, 1.0, trace("never-seen", later), "a new key gets a fair share: here all it needs")
 	for i := range 97 {
-		d.rate(fmt.Sprint("key", i), later)
+		trace(fmt.Sprint("key", i), later)
 	}
-	assert.Less(t, d.rate("never-seen-either", later), 0.3, "a fair share of the target over 100 keys")
+	assert.Less(t, trace("never-seen-either", later), 0.3, "a fair share of the target over 100 keys")
 }
 
 func TestDynamicKeyCardinalityBounded(t *testing.T) {
@@ -204,4 +210,53 @@ func TestDynamicConsistentAcrossCollectors(t *testing.T) {
 	differ := len(ra.keptTraces) + len(rb.keptTraces) - 2*same
 	t.Logf("kept from 40 s on: %d and %d traces, %d in common", len(ra.keptTraces), len(rb.keptTraces), same)
 	assert.LessOrEqual(t, float64(differ), math.Max(1, 0.02*float64(len(ra.keptTraces))))
+}
+
+// A request's first spans arrive as it starts and its root as it ends, up to 3 s later: its key
+// is known only then. At the start, decisions lag arrivals by those seconds; the rates must
+// hold the target all the same, from the first window.
+func TestDynamicWhileDecisionsLagArrivals(t *testing.T) {
+	const target, rate = 20.0, 500.0
+	keys := zipfKeys(5, rate, 0)
+	s, _ := newSampler(t, dynamicConfig(target))
+	type event struct {
+		at    time.Duration
+		trace int
+		root  bool
+	}
+	traces := make([]routersim.Trace, len(keys))
+	var events []event
+	for i, key := range keys {
+		start := time.Duration(float64(i) / rate * float64(time.Second))
+		traces[i] = routersim.Build(routersim.Request{Era: routerconv.EraD, Category: key, Model: "m", Start: t0.Add(start)},
+			rand.New(rand.NewPCG(uint64(i), 5)))
+		took := 500*time.Millisecond + time.Duration(i%26)*100*time.Millisecond
+		events = append(events, event{start, i, false}, event{start + took, i, true})
+	}
+	slices.SortStableFunc(events, func(a, b event) int { return int(a.at - b.at) })
+	res := newResult()
+	kept := map[int]bool{}
+	next := time.Duration(0)
+	for _, e := range events {
+		now := t0.Add(e.at)
+		for ; next <= e.at; next += 100 * time.Millisecond {
+			s.Tick(t0.Add(next))
+		}
+		tr := traces[e.trace]
+		n := tr.SpanCount()
+		part := batchOf(tr, 0, n-1) // era D's root ends, and leaves, last
+		if e.root {
+			part = batchOf(tr, n-1, n)
+		}
+		if consume(s, part, now).SpanCount() > 0 && !kept[e.trace] {
+			kept[e.trace] = true
+			if w := int(float64(e.trace) / rate / 5); w < len(res.windows) {
+				res.windows[w]++
+			}
+		}
+	}
+	res.report(t, target)
+	for i, n := range res.windows {
+		assert.InDelta(t, 5*target, float64(n), 5*target*0.2, "window %d", i)
+	}
 }

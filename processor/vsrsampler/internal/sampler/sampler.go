@@ -208,6 +208,39 @@ func rootAtOf(sh *shard, si int32) uint32 {
 	return sh.slots[si].rootAt
 }
 
+// TakeOpen is Flush for a collector whose next run takes over: the spans of traces still
+// undecided, up to about maxBytes of them encoded, leave undecided (open) for the next run to
+// take in again with Consume, rather than be kept blind; the rest is flushed (kept).
+func (s *Sampler) TakeOpen(now time.Time, maxBytes int64) (open, kept ptrace.Traces) {
+	var out output
+	open = ptrace.NewTraces()
+	var sizer ptrace.ProtoMarshaler
+	taken := int64(0)
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		for si := sh.fifo.head; si >= 0; si = sh.fifo.head {
+			if sh.slots[si].phase != phaseOpen || taken >= maxBytes {
+				s.finish(sh, si, TriggerShutdown, now, &out)
+				continue
+			}
+			if sh.parked(si) {
+				td := s.unpark(sh, si)
+				taken += int64(sizer.TracesSize(td))
+				td.ResourceSpans().MoveAndAppendTo(open.ResourceSpans())
+			}
+			sh.leaveLists(si)
+			s.traces.Add(-1)
+			s.free(sh, si)
+		}
+		for si := sh.timers[listRescuable].head; si >= 0; si = sh.timers[listRescuable].head {
+			s.forget(sh, si)
+		}
+		s.account(sh)
+		sh.mu.Unlock()
+	}
+	return open, out.traces()
+}
+
 // Flush decides and closes every buffered trace, for shutdown, and returns the kept spans.
 func (s *Sampler) Flush(now time.Time) ptrace.Traces {
 	var out output

@@ -615,3 +615,43 @@ func TestPressureSpillsBeforeDeciding(t *testing.T) {
 	require.Positive(t, rec.spillFails)
 	require.Positive(t, rec.count(TriggerPressure, ReasonDefault), "a full spill falls back to early decisions")
 }
+
+// At a restart with storage, the traces still undecided leave undecided: the next run takes
+// them in again, and the error that arrives after the restart keeps the whole trace, spans
+// from before it included. Decided traces still in flight are flushed as usual.
+func TestTakeOpenHandsOverUndecided(t *testing.T) {
+	failing := build(routerconv.EraD, routersim.OutcomeError, 1)
+	n := failing.SpanCount()
+	firstError := -1
+	for i := range n {
+		if routerconv.Classify(failing.Spans().At(i), true).Has(routerconv.SigError) {
+			firstError = i
+			break
+		}
+	}
+	require.Positive(t, firstError, "the error is not the first span")
+	blocked := build(routerconv.EraD, routersim.OutcomeJailbreak, 2)
+
+	before, _ := newSampler(t, testConfig())
+	require.Zero(t, consume(before, batchOf(failing, 0, firstError), t0).SpanCount())
+	kept := consume(before, batchOf(blocked, 0, blocked.SpanCount()-1), t0)
+	open, flushed := before.TakeOpen(t0.Add(time.Second), 1<<20)
+	assert.Equal(t, firstError, open.SpanCount(), "the undecided trace's spans are handed over")
+	assert.Equal(t, blocked.SpanCount()-1, kept.SpanCount()+flushed.SpanCount(), "the decided one leaves as before")
+	_, traces := before.Held()
+	assert.Zero(t, traces)
+
+	after, _ := newSampler(t, testConfig())
+	out := ptrace.NewTraces()
+	consume(after, open, t0.Add(2*time.Second)).ResourceSpans().MoveAndAppendTo(out.ResourceSpans())
+	consume(after, batchOf(failing, firstError, n), t0.Add(3*time.Second)).ResourceSpans().MoveAndAppendTo(out.ResourceSpans())
+	after.Flush(t0.Add(4 * time.Second)).ResourceSpans().MoveAndAppendTo(out.ResourceSpans())
+	assert.Equal(t, n, out.SpanCount(), "the error trace arrives whole from the next run")
+
+	// With no room to hand over, everything is flushed as before.
+	again, _ := newSampler(t, testConfig())
+	consume(again, batchOf(failing, 0, firstError), t0)
+	open, flushed = again.TakeOpen(t0.Add(time.Second), 0)
+	assert.Zero(t, open.SpanCount())
+	assert.Equal(t, firstError, flushed.SpanCount(), "kept as in flight")
+}
