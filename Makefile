@@ -55,13 +55,14 @@ e2e: $(OTELCOL)
 		OTELCOL_VSR_BIN=$(CURDIR)/$(OTELCOL) \
 		$(GO) test -tags e2e -count=1 -timeout 45m -v ./e2e/
 
-## bench: the side-by-side benchmark; rewrites BENCHMARKS.md (several minutes, not part of CI)
+## bench: the side-by-side benchmark, the throughput curve and dynamic sampling's windows;
+## rewrites BENCHMARKS.md and BENCHMARKS-curve.svg (about 45 minutes, not part of CI)
 bench: $(OTELCOL)
 	$(GO) run ./bench -otelcol $(OTELCOL) -rate 2000 -duration 40s -rounds 2 -out BENCHMARKS.md
 
-## bench-smoke: the benchmark's plumbing in a few seconds per scenario; no numbers kept
+## bench-smoke: the benchmark's plumbing in a few seconds per run; no numbers kept
 bench-smoke: $(OTELCOL)
-	$(GO) run ./bench -otelcol $(OTELCOL) -rate 200 -duration 3s -rounds 1
+	$(GO) run ./bench -otelcol $(OTELCOL) -rate 200 -duration 3s -rounds 1 -curve-steps 200,400 -curve-duration 3s -dynamic-duration 10s
 
 ## lint: formatting, vet, and generated code up to date
 lint:

@@ -290,8 +290,8 @@ func TestCollectorRestart(t *testing.T) {
 			c.settle(t, 3*time.Minute)
 
 			// Every trace must be whole, those whose spans reached both processes included: the
-			// first decided what it still held at shutdown (keeping it) and saved its decisions,
-			// and the second follows them. The new Jaeger starts empty, so only traces sent after
+			// first saved its decisions and handed the traces it had not decided to the second
+			// (storage), which takes them in with their rest. The new Jaeger starts empty, so only traces sent after
 			// the old one stopped are checked: their kept spans waited in the persistent queue.
 			v := verify(t, j, manifest, func(e loadgen.Entry) bool {
 				return inOrder(e) && e.FirstSent > jaegerStoppedAt.UnixNano()
