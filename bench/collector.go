@@ -102,7 +102,14 @@ const idleWindow = 3 * time.Second
 func (c *collector) endpoint() string { return fmt.Sprintf("127.0.0.1:%d", c.otlp) }
 
 // stop sends SIGTERM, as a rollout does, and returns the CPU the load cost and the peak RSS.
+// The peak is the process's own high-water mark read before SIGTERM: wait4's ru_maxrss would also
+// count the bench's memory, which the child's exec inherits as its starting maximum.
 func (c *collector) stop() (cpu time.Duration, peakRSSKiB int64, err error) {
+	peakRSSKiB, err = highWaterRSSKiB(c.cmd.Process.Pid)
+	if err != nil {
+		c.kill()
+		return 0, 0, err
+	}
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-c.exited:
@@ -113,7 +120,20 @@ func (c *collector) stop() (cpu time.Duration, peakRSSKiB int64, err error) {
 	ru := c.cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	total := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	cpu = total - c.cpuFrom - time.Duration(c.idleRate*float64(time.Since(c.loadFrom)))
-	return cpu, ru.Maxrss, nil
+	return cpu, peakRSSKiB, nil
+}
+
+func highWaterRSSKiB(pid int) (int64, error) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("peak RSS: %w", err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if value, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(value), "kB")), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("peak RSS: no VmHWM in /proc/%d/status", pid)
 }
 
 func (c *collector) kill() {
