@@ -345,3 +345,19 @@ func TestShutdownLogsWhatItDecided(t *testing.T) {
 	assert.Equal(t, int64(2), fields["traces_decided"], "the error at once, the open trace at shutdown")
 	assert.Equal(t, int64(1), fields["decided_at_shutdown"])
 }
+
+// Handed-over spans that cannot be read at the start are lost: counted in release_failures,
+// and removed, so that the next start does not count them again.
+func TestUnreadableHandoverIsCounted(t *testing.T) {
+	storageID := component.MustNewIDWithName("file_storage", "queue")
+	store := &memStorage{data: map[string][]byte{openKey: []byte("\xff not OTLP")}}
+	cfg := createDefaultConfig().(*Config)
+	cfg.Storage = &storageID
+	tt := newTelemetry(t)
+	p, err := NewFactory().CreateTraces(context.Background(), metadatatest.NewSettings(tt), cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	require.NoError(t, p.Start(context.Background(), hostWith{storageID: store}))
+	metadatatest.AssertEqualProcessorVsrSamplerReleaseFailures(t, tt, []metricdata.DataPoint[int64]{{Value: 1}}, metricdatatest.IgnoreTimestamp())
+	require.NoError(t, p.Shutdown(context.Background()))
+	assert.NotContains(t, store.data, openKey)
+}

@@ -140,14 +140,18 @@ func (p *samplerProcessor) restoreDecisions(ctx context.Context, host component.
 			p.logger.Warn("the decisions saved by the last run are not usable", zap.Error(err))
 		}
 	}
-	p.restoreOpen(ctx)
+	now := time.Now()
+	p.restoreRates(ctx, now)
+	p.restoreOpen(ctx, now)
 	return nil
 }
 
-// Storage keys: the saved decision caches, and the spans of the traces left undecided.
+// Storage keys: the saved decision caches, the spans of the traces left undecided, and dynamic
+// sampling's rates.
 const (
 	decisionsKey = "decisions"
 	openKey      = "open"
+	ratesKey     = "rates"
 )
 
 // saveOpen stores the spans of the traces left undecided, for the next run.
@@ -163,30 +167,44 @@ func (p *samplerProcessor) saveOpen(ctx context.Context, open ptrace.Traces) err
 	return p.decisions.Set(ctx, openKey, raw)
 }
 
-// restoreOpen takes in the traces the last run left undecided, as if they had just arrived,
-// and removes them from storage so that they are taken in once.
-func (p *samplerProcessor) restoreOpen(ctx context.Context) {
+// restoreOpen takes in the traces the last run left undecided, and removes them from storage
+// so that they are taken in once. Handed-over spans that cannot be read are lost: counted.
+func (p *samplerProcessor) restoreOpen(ctx context.Context, now time.Time) {
 	raw, err := p.decisions.Get(ctx, openKey)
-	if err != nil || raw == nil {
-		if err != nil {
-			p.logger.Warn("the traces the last run left undecided could not be read", zap.Error(err))
-		}
+	if err != nil {
+		p.observer.Lost(fmt.Errorf("the traces the last run left undecided could not be read: %w", err))
 		return
 	}
-	var u ptrace.ProtoUnmarshaler
-	td, err := u.UnmarshalTraces(raw)
-	if err != nil {
-		p.logger.Warn("the traces the last run left undecided are not readable", zap.Error(err))
+	if raw == nil {
 		return
 	}
 	if err := p.decisions.Delete(ctx, openKey); err != nil {
 		p.logger.Warn("the traces the last run left undecided could not be removed from storage", zap.Error(err))
 	}
-	now := time.Now()
-	pass, released := p.core.Consume(td, now)
+	var u ptrace.ProtoUnmarshaler
+	td, err := u.UnmarshalTraces(raw)
+	if err != nil {
+		p.observer.Lost(fmt.Errorf("the traces the last run left undecided are not readable: %w", err))
+		return
+	}
+	pass, released := p.core.TakeOver(td, now)
 	p.released.send(ctx, released, now)
 	p.released.send(ctx, pass, now)
 	p.logger.Info("took over the traces the last run left undecided", zap.Int("spans", td.SpanCount()))
+}
+
+// restoreRates starts dynamic sampling from the rates the last run measured, if they still hold.
+func (p *samplerProcessor) restoreRates(ctx context.Context, now time.Time) {
+	raw, err := p.decisions.Get(ctx, ratesKey)
+	if err != nil || raw == nil {
+		if err != nil {
+			p.logger.Warn("dynamic sampling's rates saved by the last run could not be read; it measures them anew", zap.Error(err))
+		}
+		return
+	}
+	if used, err := p.core.RestoreRates(raw, now); err != nil || !used {
+		p.logger.Info("dynamic sampling measures its rates anew: the last run's are unreadable, old, or for another configuration", zap.Error(err))
+	}
 }
 
 // saveDecisions writes the decision caches to storage, for the next run.
@@ -195,6 +213,9 @@ func (p *samplerProcessor) saveDecisions(ctx context.Context) error {
 		return nil
 	}
 	err := p.decisions.Set(ctx, decisionsKey, p.core.SaveDecisions())
+	if rates := p.core.SaveRates(time.Now()); rates != nil {
+		err = errors.Join(err, p.decisions.Set(ctx, ratesKey, rates))
+	}
 	return errors.Join(err, p.decisions.Close(ctx))
 }
 

@@ -56,6 +56,8 @@ type batch struct {
 	// The last tracestate read, memoized: a batch's spans usually share one.
 	tsRaw   string
 	tsValue parsedTraceState
+	// carried: the batch holds traces a previous run left undecided, not new arrivals.
+	carried bool
 }
 
 type parsedTraceState struct {
@@ -85,6 +87,7 @@ func newBatch() *batch { return &batch{ids: map[pcommon.TraceID]int32{}} }
 func (b *batch) reset() {
 	clear(b.ids)
 	b.tsRaw, b.tsValue = "", parsedTraceState{}
+	b.carried = false
 	for i := range b.traces {
 		b.traces[i].spans = b.traces[i].spans[:0]
 	}

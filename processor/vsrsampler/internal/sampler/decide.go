@@ -30,7 +30,7 @@ func (s *Sampler) settle(sh *shard, b *batch, ti int32, now time.Time, out *outp
 		si = sh.alloc(bt.hash, bt.id, now.UnixNano())
 		sh.slots[si].rule = uint8(len(s.rules))
 		s.traces.Add(1)
-		if s.dynamic != nil {
+		if s.dynamic != nil && !b.carried {
 			s.dynamic.arrived(now)
 		}
 	}

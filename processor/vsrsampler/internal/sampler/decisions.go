@@ -2,8 +2,10 @@ package sampler
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 )
@@ -81,4 +83,34 @@ func (sh *shard) putDropped(fp uint64) {
 	sh.mu.Lock()
 	sh.drop.put(fp, struct{}{})
 	sh.mu.Unlock()
+}
+
+// SaveRates encodes what dynamic sampling knows of the traffic at now, or returns nil when it
+// is off or has not yet measured a whole second.
+func (s *Sampler) SaveRates(now time.Time) []byte {
+	if s.dynamic == nil {
+		return nil
+	}
+	r := s.dynamic.save(now)
+	if r.Arrivals <= 0 {
+		return nil
+	}
+	out, err := json.Marshal(r)
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+// RestoreRates starts dynamic sampling from rates SaveRates encoded; it reports whether they
+// were recent enough and measured for the same configuration to be used.
+func (s *Sampler) RestoreRates(data []byte, now time.Time) (bool, error) {
+	if s.dynamic == nil {
+		return false, nil
+	}
+	var r savedRates
+	if err := json.Unmarshal(data, &r); err != nil {
+		return false, fmt.Errorf("saved rates: %w", err)
+	}
+	return s.dynamic.restore(r, now), nil
 }

@@ -45,6 +45,9 @@ type dynamic struct {
 	// not only their average.
 	debt   float64
 	lastAt time.Time
+	// catchUp is the first second after the catch-up that follows restored rates: until then,
+	// counts beyond the restored averages' noise are the backlog of the restart, not traffic.
+	catchUp int64
 }
 
 const (
@@ -143,7 +146,7 @@ func (d *dynamic) share(k *keyRate, now time.Time) float64 {
 	}
 	frac := float64(now.UnixNano()-d.second*int64(time.Second)) / float64(time.Second)
 	last := k.cur + k.prev*(1-frac)
-	if k.avg == 0 || last > k.avg+surgeSigmas*math.Sqrt(max(k.avg, 1)) {
+	if k.avg == 0 || last > k.noise() {
 		return min(last/max(d.decisions.cur+d.decisions.prev*(1-frac), 1), 1)
 	}
 	return min(k.avg/max(d.decisions.avg, 1e-9), 1)
@@ -159,10 +162,22 @@ func (d *dynamic) rateOf(k *keyRate, now time.Time) float64 {
 		return k.cur / elapsed.Seconds()
 	}
 	last := k.cur + k.prev*(1-frac)
-	if k.avg == 0 || last > k.avg+surgeSigmas*math.Sqrt(max(k.avg, 1)) {
+	if k.avg == 0 || last > k.noise() && now.Unix() >= d.catchUp {
 		return last
 	}
 	return k.avg
+}
+
+// noise is the count of a second beyond which k surges.
+func (k *keyRate) noise() float64 { return k.avg + surgeSigmas*math.Sqrt(max(k.avg, 1)) }
+
+// backlogFactor is the part of k's count in the second being closed that is traffic, while
+// catching up: the rest is the backlog a restart left.
+func (d *dynamic) backlogFactor(k *keyRate) float64 {
+	if d.second >= d.catchUp || k.cur <= k.noise() {
+		return 1
+	}
+	return k.noise() / k.cur
 }
 
 // surgeSigmas is how far above its average, in Poisson standard deviations, a key's last second
@@ -185,10 +200,11 @@ func (d *dynamic) roll(now time.Time) {
 	}
 	first := !d.warm
 	for ; d.second < s; d.second++ {
-		d.closeSecond(&d.arrivals, first)
-		d.closeSecond(&d.decisions, first)
+		decided := d.backlogFactor(&d.decisions)
+		d.closeSecond(&d.arrivals, first, d.backlogFactor(&d.arrivals))
+		d.closeSecond(&d.decisions, first, decided)
 		for _, k := range d.keys {
-			d.closeSecond(k, first)
+			d.closeSecond(k, first, decided)
 		}
 		first = false
 	}
@@ -196,9 +212,9 @@ func (d *dynamic) roll(now time.Time) {
 	d.spread()
 }
 
-// closeSecond folds the second being counted into k's average.
-func (d *dynamic) closeSecond(k *keyRate, first bool) {
-	n := k.cur
+// closeSecond folds the second being counted, the part of it that is traffic, into k's average.
+func (d *dynamic) closeSecond(k *keyRate, first bool, traffic float64) {
+	n := k.cur * traffic
 	if first {
 		// The start fell within the second: scale its count to a whole one.
 		n /= max(time.Unix(d.second+1, 0).Sub(d.started), warmUpFloor).Seconds()
@@ -252,4 +268,62 @@ func quantize(p float64) float64 {
 		return 0
 	}
 	return math.Exp2(math.Round(math.Log2(p)*quantum) / quantum)
+}
+
+// savedRates is what dynamic sampling knows, handed from one run to the next: without it, a
+// restarted collector learns the rates again from the burst of traffic that waited for it.
+type savedRates struct {
+	At        time.Time
+	Keys      []string
+	Target    float64
+	Arrivals  float64
+	Decisions float64
+	Debt      float64
+	PerKey    map[string]savedKey
+}
+
+type savedKey struct{ Avg, Share float64 }
+
+// staleAfter is how old saved rates may be, in adjustment intervals, and still describe the
+// traffic: a rolling restart takes seconds, a collector down for long comes back to new traffic.
+const staleAfter = 12
+
+func (d *dynamic) save(now time.Time) savedRates {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r := savedRates{At: now, Keys: d.cfg.Keys, Target: d.cfg.TargetPerSecond,
+		Arrivals: d.arrivals.avg, Decisions: d.decisions.avg, Debt: d.debt, PerKey: make(map[string]savedKey, len(d.keys))}
+	for name, k := range d.keys {
+		r.PerKey[name] = savedKey{k.avg, k.share}
+	}
+	return r
+}
+
+// restore starts from rates a previous run saved, if they are recent and were kept for the same
+// keys and target; it reports whether it did.
+func (d *dynamic) restore(r savedRates, now time.Time) bool {
+	age := now.Sub(r.At)
+	if age < 0 || age > staleAfter*d.cfg.Window || r.Target != d.cfg.TargetPerSecond || !slices.Equal(r.Keys, d.cfg.Keys) ||
+		r.Arrivals <= 0 || r.Decisions <= 0 {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	// The second under way is counted from now: its part gone by is taken as average.
+	gone := float64(now.UnixNano()%int64(time.Second)) / float64(time.Second)
+	resume := func(avg float64) keyRate { return keyRate{cur: avg * gone, prev: avg, avg: avg} }
+	d.started, d.second, d.lastAt, d.warm = now, now.Unix(), now, true
+	d.catchUp = now.Add(d.cfg.Window).Unix() + 1
+	d.arrivals, d.decisions = resume(r.Arrivals), resume(r.Decisions)
+	d.debt = r.Debt * math.Exp(-age.Seconds()/debtMemory.Seconds())
+	clear(d.keys)
+	for name, k := range r.PerKey {
+		if len(d.keys) >= d.cfg.MaxKeys {
+			break
+		}
+		kr := resume(k.Avg)
+		kr.share = k.Share
+		d.keys[name] = &kr
+	}
+	return true
 }

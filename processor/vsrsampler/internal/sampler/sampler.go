@@ -134,11 +134,23 @@ func (s *Sampler) addSpanBytes(sh *shard, d int64) {
 // parked spans a decision in this call released: the caller sends those on their own, so
 // that a refusal of the batch by the next component does not lose them.
 func (s *Sampler) Consume(td ptrace.Traces, now time.Time) (pass, released ptrace.Traces) {
+	return s.consume(td, now, false)
+}
+
+// TakeOver is Consume for the traces a previous run left undecided (TakeOpen). They arrived
+// before this run: counted as arrivals now, they would look like a burst of traffic to
+// dynamic sampling, which would then keep too little for as long as its rates remember it.
+func (s *Sampler) TakeOver(td ptrace.Traces, now time.Time) (pass, released ptrace.Traces) {
+	return s.consume(td, now, true)
+}
+
+func (s *Sampler) consume(td ptrace.Traces, now time.Time, carried bool) (pass, released ptrace.Traces) {
 	b := s.batches.Get().(*batch)
 	defer func() {
 		b.reset()
 		s.batches.Put(b)
 	}()
+	b.carried = carried
 	b.index(td, s)
 	var out output
 	for _, group := range b.byShard(len(s.shards)) {
@@ -210,7 +222,7 @@ func rootAtOf(sh *shard, si int32) uint32 {
 
 // TakeOpen is Flush for a collector whose next run takes over: the spans of traces still
 // undecided, up to about maxBytes of them encoded, leave undecided (open) for the next run to
-// take in again with Consume, rather than be kept blind; the rest is flushed (kept).
+// take in again with TakeOver, rather than be kept blind; the rest is flushed (kept).
 func (s *Sampler) TakeOpen(now time.Time, maxBytes int64) (open, kept ptrace.Traces) {
 	var out output
 	open = ptrace.NewTraces()
