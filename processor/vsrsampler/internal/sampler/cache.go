@@ -9,7 +9,8 @@ import "unsafe"
 // dropped trace is remembered in 8 bytes (a Go map took about 100). Two traces are confused
 // only if 56 hash bits agree. Being set-associative, it keeps all of the last capacity/2
 // decisions but one in hundreds, and fewer of the older ones. It grows with use, by
-// doubling, up to capacity: an idle collector does not pay for a million entries.
+// doubling, up to capacity, whenever it is three quarters full or a key's bucket is: an idle
+// collector does not pay for a million entries, and a busy one forgets nothing before it must.
 type decisionCache[V any] struct {
 	keys     []uint64
 	vals     []V
@@ -67,7 +68,8 @@ func (c *decisionCache[V]) put(h uint64, v V) {
 	if c.capacity <= 0 {
 		return
 	}
-	if len(c.keys) == 0 || (c.used*4 >= len(c.keys)*3 && len(c.keys) < c.capacity) {
+	// A full bucket grows the table too: while the table may grow, no decision is given up.
+	if len(c.keys) == 0 || len(c.keys) < c.capacity && (c.used*4 >= len(c.keys)*3 || c.bucketFull(h)) {
 		c.grow()
 	}
 	if c.inserts++; c.inserts >= max(len(c.keys)/epochsInCap, 1) {
@@ -75,6 +77,17 @@ func (c *decisionCache[V]) put(h uint64, v V) {
 		c.epoch++
 	}
 	c.place(cacheKey(h)|uint64(c.epoch), v)
+}
+
+// bucketFull reports whether h's bucket has no room for h: every entry taken by another key.
+func (c *decisionCache[V]) bucketFull(h uint64) bool {
+	key, b := cacheKey(h), c.bucket(h)
+	for i := b; i < b+bucketWays; i++ {
+		if c.keys[i] == 0 || c.keys[i]&keyMask == key {
+			return false
+		}
+	}
+	return true
 }
 
 // place stores key in its bucket: over itself, in an empty entry, or over the oldest.

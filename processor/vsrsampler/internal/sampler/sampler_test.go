@@ -378,6 +378,25 @@ func TestDropCacheBytesPerEntry(t *testing.T) {
 	assert.Less(t, forgotten, n/2/200)
 }
 
+// While the cache may still grow, it gives up no decision: a kept trace's model-server span,
+// arriving seconds after the trace closed, must find its decision even while the cache is far
+// below its capacity (a full bucket of a small table once evicted it).
+func TestDecisionCacheForgetsNothingWhileItGrows(t *testing.T) {
+	const n = 1 << 16
+	c := newDecisionCache[struct{}](4 * n)
+	key := func(i int) uint64 {
+		return fingerprint(pcommon.TraceID{byte(i), byte(i >> 8), byte(i >> 16), byte(i >> 24), 2})
+	}
+	forgotten := 0
+	for i := range n {
+		c.put(key(i), struct{}{})
+		if _, ok := c.get(key(i / 2)); !ok {
+			forgotten++
+		}
+	}
+	assert.Zero(t, forgotten)
+}
+
 // Bytes held are what the buffers take: the parked spans' encoding (with its slice's spare
 // capacity) plus the traces' bookkeeping. They return to the empty shards' own size.
 func TestByteAccounting(t *testing.T) {
