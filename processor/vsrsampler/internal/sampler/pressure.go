@@ -3,9 +3,8 @@ package sampler
 import "time"
 
 // relievePressure brings what is held back within max_buffer_bytes, which bounds all shards
-// together, visiting them one at a time (never two locks at once). First the parked spans of
-// the newest traces, whose decisions are furthest away, move to the spill; then the spans held
-// for rescue are given up; then, unless the caller holds input back instead
+// together, visiting them one at a time (never two locks at once). First parked spans move to
+// the spill (spillNewest says which); then the spans held for rescue are given up; then, unless the caller holds input back instead
 // (block_on_overflow), the oldest traces are decided, having told the most about themselves.
 // Each step frees what it takes, so no more traces are decided than the budget needs, and a
 // trace as large as a shard's share cannot make its neighbours go first.
@@ -70,10 +69,17 @@ const (
 	minSpill = 256
 )
 
-// spillNewest moves the parked spans of a shard's newest traces to the spill while over
-// budget. It reports false when the spill refused.
+// spillNewest moves parked spans of a shard to the spill while over budget: first those held
+// for rescue, which come back only if a late error does, then those of the newest traces, whose
+// decisions are furthest away. It reports false when the spill refused.
 func (s *Sampler) spillNewest(sh *shard) bool {
-	for si, n := sh.fifo.tail, 0; si >= 0 && n < maxSpillScan && s.overTarget(); si, n = sh.slots[si].fifo.prev, n+1 {
+	return s.spillWalk(sh, sh.timers[listRescuable].tail, func(t *slot) int32 { return t.timer.prev }) &&
+		s.spillWalk(sh, sh.fifo.tail, func(t *slot) int32 { return t.fifo.prev })
+}
+
+// spillWalk spills the parked spans of the traces from `from` on, following prev.
+func (s *Sampler) spillWalk(sh *shard, from int32, prev func(*slot) int32) bool {
+	for si, n := from, 0; si >= 0 && n < maxSpillScan && s.overTarget(); si, n = prev(&sh.slots[si]), n+1 {
 		t := &sh.slots[si]
 		if t.data.len() < minSpill {
 			continue

@@ -201,3 +201,27 @@ func TestBookkeepingPerWaitingTrace(t *testing.T) {
 	assert.LessOrEqual(t, heap, 128.0)
 	runtime.KeepAlive(s)
 }
+
+// Over budget with a spill, the spans held for rescue move to the spill instead of being given
+// up: a late error from another service still brings the whole trace back.
+func TestRescuableSpansSpillUnderPressure(t *testing.T) {
+	cfg := testConfig()
+	cfg.Shards = 1
+	cfg.DefaultPercentage = 0
+	cfg.RescueWindow = time.Minute
+	sp := newCountingSpill(t)
+	cfg.Spill = sp
+	s, _ := newSampler(t, cfg)
+	dropped := build(routerconv.EraD, routersim.OutcomeOK, 1)
+	n := dropped.SpanCount()
+	require.Zero(t, consume(s, batchOf(dropped, 0, n-1), t0).SpanCount())
+	require.Zero(t, consume(s, batchOf(dropped, n-1, n), t0).SpanCount(), "complete and dropped: held for rescue")
+	held, _ := s.Held()
+
+	s.cfg.MaxBufferBytes = held // the next waiting trace takes the sampler over budget
+	require.Zero(t, consume(s, rootless(2), t0).SpanCount())
+	require.Positive(t, sp.puts, "relieved through the spill")
+
+	out := consume(s, modelServerSpan(dropped.ID, 1, true), t0.Add(time.Second))
+	assert.Equal(t, n+1, out.SpanCount(), "the late error brings the whole trace back")
+}
