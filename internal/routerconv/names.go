@@ -121,14 +121,24 @@ const (
 // parent, a parent flagged remote (the router continues the client's traceparent), or a
 // router root span name.
 func IsLocalRoot(span ptrace.Span) bool {
-	if span.ParentSpanID().IsEmpty() {
-		return true
-	}
-	if f := span.Flags(); f&flagHasIsRemote != 0 && f&flagIsRemote != 0 {
+	if startsHere(span.ParentSpanID(), span.Flags()) {
 		return true
 	}
 	role := spanTable[span.Name()].Role
 	return role == RoleRoot || role == RoleRootEarly
+}
+
+// IsEncodedLocalRoot is IsLocalRoot for a span read from its OTLP encoding.
+func IsEncodedLocalRoot(parent pcommon.SpanID, flags uint32, name []byte) bool {
+	if startsHere(parent, flags) {
+		return true
+	}
+	role := spanTable[string(name)].Role
+	return role == RoleRoot || role == RoleRootEarly
+}
+
+func startsHere(parent pcommon.SpanID, flags uint32) bool {
+	return parent.IsEmpty() || flags&flagHasIsRemote != 0 && flags&flagIsRemote != 0
 }
 
 // Services are the service.name values of router deployments.

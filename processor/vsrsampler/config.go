@@ -41,9 +41,9 @@ type Config struct {
 	// Spill moves the newest traces' buffered spans to disk when max_buffer_bytes is reached,
 	// so they wait for their decision instead of being decided early.
 	Spill SpillConfig `mapstructure:"spill"`
-	// Storage names a storage extension (file_storage) where the decisions are saved at
-	// shutdown and read back at start, so that the rest of a trace in flight at a restart
-	// follows what was decided for its first part.
+	// Storage names a storage extension (file_storage) where the decisions, the traces still
+	// undecided and dynamic sampling's rates are saved at shutdown and read back at start, so
+	// that a restart neither splits traces in flight nor starts the rates from nothing.
 	Storage *component.ID `mapstructure:"storage"`
 	// ServiceNames are the router's service.name values.
 	ServiceNames []string `mapstructure:"service_names"`

@@ -46,7 +46,7 @@ func (s *Sampler) settle(sh *shard, b *batch, ti int32, now time.Time, out *outp
 	t.spans += uint32(len(bt.spans))
 	t.last = msBetween(t.first, now)
 
-	trigger, due := s.trigger(sh, si, now)
+	trigger, due := s.trigger(sh, si, in, now)
 	switch {
 	case t.phase == phaseKept && due:
 		s.close(sh, si, now, in, out)
@@ -73,10 +73,10 @@ func (s *Sampler) settle(sh *shard, b *batch, ti int32, now time.Time, out *outp
 }
 
 // trigger says whether a live trace is due for a decision (open) or its close (kept), and why.
-func (s *Sampler) trigger(sh *shard, si int32, now time.Time) (Trigger, bool) {
+func (s *Sampler) trigger(sh *shard, si int32, in *here, now time.Time) (Trigger, bool) {
 	t := &sh.slots[si]
 	switch {
-	case t.complete():
+	case t.complete() && (t.phase != phaseOpen || s.parentsArrived(sh, si, in)):
 		return TriggerRoot, true
 	case int(t.spans) >= s.cfg.MaxTraceSpans || s.traceBytes(sh, si) >= s.cfg.MaxTraceBytes:
 		return TriggerLimit, true

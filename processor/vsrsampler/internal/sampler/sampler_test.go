@@ -674,3 +674,44 @@ func TestTakeOpenHandsOverUndecided(t *testing.T) {
 	assert.Zero(t, open.SpanCount())
 	assert.Equal(t, firstError, flushed.SpanCount(), "kept as in flight")
 }
+
+// A root and its model call that arrive before a span between them (a retried or reordered
+// export) do not make the trace complete: a span names a parent that has not arrived, so the
+// trace waits for it (up to the grace period) instead of being decided without it, and an
+// error on that span keeps the whole trace, with no rescue window to rely on.
+func TestMissingParentHoldsTheDecision(t *testing.T) {
+	cfg := testConfig()
+	cfg.DefaultPercentage = 0
+	cfg.RescueWindow = 0
+	for _, era := range []routerconv.Era{routerconv.EraA, routerconv.EraB, routerconv.EraC} { // D's children are siblings
+		t.Run(era.String(), func(t *testing.T) {
+			s, _ := newSampler(t, cfg)
+			tr := build(era, routersim.OutcomeOK, 3)
+			spans := tr.Spans()
+			parents := map[pcommon.SpanID]bool{}
+			for _, sp := range spans.All() {
+				parents[sp.ParentSpanID()] = true
+			}
+			middle := -1
+			for i, sp := range spans.All() {
+				if parents[sp.SpanID()] && !routerconv.IsLocalRoot(sp) {
+					middle = i
+					break
+				}
+			}
+			require.GreaterOrEqual(t, middle, 0, "the trace has a span between its root and a child")
+			n := spans.Len()
+			early := batchOf(tr, 0, middle)
+			batchOf(tr, middle+1, n).ResourceSpans().MoveAndAppendTo(early.ResourceSpans())
+			require.Zero(t, consume(s, early, t0).SpanCount())
+			_, live := s.Held()
+			require.Equal(t, int64(1), live, "not decided: a parent is missing")
+
+			late := batchOf(tr, middle, middle+1)
+			late.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Status().SetCode(ptrace.StatusCodeError)
+			out := consume(s, late, t0.Add(time.Second))
+			s.Tick(t0.Add(time.Minute)).ResourceSpans().MoveAndAppendTo(out.ResourceSpans())
+			assert.Equal(t, n, out.SpanCount(), "the error trace, whole")
+		})
+	}
+}
