@@ -339,7 +339,12 @@ func (g *generator) add(now time.Time) {
 		span := spans.At(i)
 		e.SpanIDs = append(e.SpanIDs, span.SpanID().String())
 		e.LastEnd = max(e.LastEnd, int64(span.EndTimestamp()))
-		heap.Push(&g.sched, pending{at: sorted[k], span: span, pod: pod, trace: idx})
+		// Reordering delays a span (a retried export), but none leaves before it ends.
+		due := sorted[k]
+		if at[i].After(due) {
+			due = at[i]
+		}
+		heap.Push(&g.sched, pending{at: due, span: span, pod: pod, trace: idx})
 	}
 	// The model server's spans leave from its own pod when they end.
 	modelSpans, traced := tr.ModelServerSpans()

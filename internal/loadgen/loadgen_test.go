@@ -136,6 +136,29 @@ func TestRealTimeFollowsSpanEnds(t *testing.T) {
 	assert.GreaterOrEqual(t, time.Since(start), 400*time.Millisecond, "20 traces at 50/s take 0.4 s")
 }
 
+// Reordering delays spans, as a retried export does; it never sends a span before it ended
+// (an era D root, which ends last, once left with the first child to end).
+func TestReorderedSpansLeaveAfterTheyEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := testConfig()
+	cfg.Mix.EraWeights = [4]float64{0, 0, 0, 1}
+	cfg.Mix.SlowRate = 0
+	cfg.LateRate, cfg.OutOfOrderRate, cfg.RootLastRate = 0, 1, 0
+	cfg.Rate, cfg.Traces = 50, 20
+	sink := &recordingSender{}
+	Run(ctx, cfg, sink)
+	for i, td := range sink.requests {
+		for _, rs := range td.ResourceSpans().All() {
+			for _, ss := range rs.ScopeSpans().All() {
+				for _, span := range ss.Spans().All() {
+					assert.False(t, sink.at[i].Before(span.EndTimestamp().AsTime()), "%s left before it ended", span.Name())
+				}
+			}
+		}
+	}
+}
+
 func TestFailuresCountedPerTrace(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
