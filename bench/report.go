@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -47,8 +48,8 @@ func (r *result) measure(manifest []loadgen.Entry, s *sink) {
 			if seen == len(e.SpanIDs) {
 				r.mustKeepSeen++
 			} else if *showLost {
-				fmt.Fprintf(os.Stderr, "bench: must-keep trace %s (%s/%s, out of order: %v) has %d of %d spans\n",
-					e.TraceID, e.Era, e.Outcome, e.OutOfOrder, seen, len(e.SpanIDs))
+				fmt.Fprintf(os.Stderr, "bench: must-keep trace %s (%s/%s, out of order: %v, late: %v) has %d of %d spans\n",
+					e.TraceID, e.Era, e.Outcome, e.OutOfOrder, e.Late, seen, len(e.SpanIDs))
 			}
 		}
 		if seen == len(e.SpanIDs) && !e.Late && !e.OutOfOrder {
@@ -59,8 +60,11 @@ func (r *result) measure(manifest []loadgen.Entry, s *sink) {
 	}
 }
 
-func (r result) mustKeepPct() float64 {
-	return 100 * float64(r.mustKeepSeen) / max(float64(r.mustKeep), 1)
+func (r result) mustKeepPct() float64 { return wholePct(r.mustKeepSeen, r.mustKeep) }
+
+// wholePct is seen as a percentage of all, rounded down to 0.1: 9492 of 9495 must not read 100.0 %.
+func wholePct(seen, all int) float64 {
+	return math.Floor(1000*float64(seen)/max(float64(all), 1)) / 10
 }
 
 func percentile(ds []time.Duration, p float64) time.Duration {
@@ -119,9 +123,7 @@ func summarize(rs []result) summary {
 	return s
 }
 
-func (s summary) mustKeepPct() float64 {
-	return 100 * float64(s.mustKeepSeen) / max(float64(s.mustKeep), 1)
-}
+func (s summary) mustKeepPct() float64 { return wholePct(s.mustKeepSeen, s.mustKeep) }
 
 // report is everything one bench run measured.
 type report struct {
@@ -192,7 +194,8 @@ func (rep report) writeTable(b *strings.Builder) {
 	fmt.Fprintf(b, "| peak RSS, 1× with spill | ≤ pass-through + 64 MiB | %+.0f MiB |\n", sums["ours, spill"].rssMiB-pass.rssMiB)
 	fmt.Fprintf(b, "| peak RSS, 3× with spill | ≤ pass-through + 64 MiB | %+.0f MiB |\n", sums["ours, 3× load, 8 MiB budget, spill"].rssMiB-sums[rowPass3].rssMiB)
 	spill3 := sums["ours, 3× load, 8 MiB budget, spill"]
-	fmt.Fprintf(b, "| must-keep whole, 3× load, 8 MiB budget, spill | 100 %%, 0 refused | %.1f %%, %d refused |\n", spill3.mustKeepPct(), spill3.failed)
+	fmt.Fprintf(b, "| must-keep whole, 3× load, 8 MiB budget, spill | 100 %%, 0 refused | %d / %d (%.1f %%), %d refused |\n",
+		spill3.mustKeepSeen, spill3.mustKeep, spill3.mustKeepPct(), spill3.failed)
 	eras := []string{"A", "B", "C", "D"}
 	var p99s []string
 	for _, era := range eras {

@@ -36,7 +36,8 @@ type Config struct {
 	// DecisionCache remembers decisions so spans arriving late follow them.
 	DecisionCache DecisionCacheConfig `mapstructure:"decision_cache"`
 	// RescueWindow keeps a dropped trace's buffered spans this long, so a late error or block
-	// span brings back the whole trace; 0 disables it. Under pressure it is the first to go.
+	// span brings back the whole trace; 0 disables it. Under pressure it goes to the spill
+	// first, and is given up before any trace is decided early.
 	RescueWindow time.Duration `mapstructure:"rescue_window"`
 	// Spill moves the newest traces' buffered spans to disk when max_buffer_bytes is reached,
 	// so they wait for their decision instead of being decided early.
