@@ -36,9 +36,9 @@ func createDefaultConfig() component.Config {
 		MaxTraceBytes:  16 << 20,
 		MaxTraceSpans:  10_000,
 		DecisionCache:  DecisionCacheConfig{KeepEntries: 100_000, DropEntries: 1_000_000},
-		// The router exports a batch every 5 s: a span that ended just after one waits that long
-		// behind its siblings. With grace before the drop, a late error still finds its trace.
-		RescueWindow: 5 * time.Second,
+		// A span that ended just after the router's export waits a whole interval behind its
+		// siblings. With grace before the drop, a late error still finds its trace.
+		RescueWindow: routerconv.ExportInterval,
 		Spill:        SpillConfig{MaxBytes: 1 << 30},
 		ServiceNames: slices.Clone(routerconv.DefaultServiceNames),
 	}

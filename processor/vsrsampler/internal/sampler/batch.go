@@ -1,7 +1,9 @@
 package sampler
 
 import (
+	"hash/fnv"
 	"slices"
+	"time"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -15,6 +17,9 @@ type group struct {
 	router bool
 	// service is the resource's service.name.
 	service string
+	// source names the resource, the router pod, once hashed (hashed).
+	source uint64
+	hashed bool
 }
 
 // fate is what becomes of a span of an incoming batch.
@@ -128,6 +133,34 @@ func (b *batch) index(td ptrace.Traces, s *Sampler) {
 	}
 	b.fates = slices.Grow(b.fates[:0], len(b.refs))[:len(b.refs)]
 	clear(b.fates)
+}
+
+// source names the pod that sent bt's spans: a hash of its resource's attributes.
+func (b *batch) source(bt *batchTrace) uint64 {
+	g := &b.groups[b.refs[bt.spans[0]].group]
+	if !g.hashed {
+		h := fnv.New64a()
+		for k, v := range g.rs.Resource().Attributes().All() {
+			h.Write([]byte(k))
+			h.Write([]byte{0})
+			h.Write([]byte(v.AsString()))
+			h.Write([]byte{0})
+		}
+		g.source, g.hashed = h.Sum64(), true
+	}
+	return g.source
+}
+
+// queued is when the router queued bt's first spans for export, as the earliest of them ended;
+// now when none tells.
+func (b *batch) queued(bt *batchTrace, now time.Time) time.Time {
+	earliest := pcommon.Timestamp(now.UnixNano())
+	for _, r := range bt.spans {
+		if end := b.span(r).EndTimestamp(); end != 0 && end < earliest {
+			earliest = end
+		}
+	}
+	return earliest.AsTime()
 }
 
 // byShard lists the batch's traces by shard; shards without any have none listed.

@@ -23,6 +23,7 @@ type here struct {
 func (s *Sampler) settle(sh *shard, b *batch, ti int32, now time.Time, out *output) {
 	bt := &b.traces[ti]
 	si := sh.index.find(bt.hash, bt.id, sh.slots)
+	arrived := false
 	if si < 0 {
 		if s.followDecision(sh, b, bt, out) {
 			return
@@ -30,9 +31,7 @@ func (s *Sampler) settle(sh *shard, b *batch, ti int32, now time.Time, out *outp
 		si = sh.alloc(bt.hash, bt.id, now.UnixNano())
 		sh.slots[si].rule = uint8(len(s.rules))
 		s.traces.Add(1)
-		if s.dynamic != nil && !b.carried {
-			s.dynamic.arrived(now)
-		}
+		arrived = s.dynamic != nil && !b.carried
 	}
 	in := &here{b, bt}
 	if sh.slots[si].phase == phaseRescuable {
@@ -45,6 +44,14 @@ func (s *Sampler) settle(sh *shard, b *batch, ti int32, now time.Time, out *outp
 	t := &sh.slots[si]
 	t.spans += uint32(len(bt.spans))
 	t.last = msBetween(t.first, now)
+	if arrived {
+		var src uint64
+		queued := now
+		if s.dynamic.cold.Load() {
+			src, queued = b.source(bt), b.queued(bt, now)
+		}
+		s.dynamic.arrived(now, queued, src)
+	}
 
 	trigger, due := s.trigger(sh, si, in, now)
 	switch {
