@@ -12,6 +12,17 @@ import (
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
 )
 
+// countArrival counts a new trace for dynamic sampling; in its cold phase, with the pod that
+// sent it and when that pod queued it.
+func (s *Sampler) countArrival(b *batch, bt *batchTrace, now time.Time) {
+	var src uint64
+	queued := now
+	if s.dynamic.cold.Load() {
+		src, queued = b.source(bt), b.queued(bt, now)
+	}
+	s.dynamic.arrived(now, queued, src)
+}
+
 // here is the current batch's spans of one trace, when a decision happens in Consume.
 type here struct {
 	b  *batch
@@ -23,7 +34,6 @@ type here struct {
 func (s *Sampler) settle(sh *shard, b *batch, ti int32, now time.Time, out *output) {
 	bt := &b.traces[ti]
 	si := sh.index.find(bt.hash, bt.id, sh.slots)
-	arrived := false
 	if si < 0 {
 		if s.followDecision(sh, b, bt, out) {
 			return
@@ -31,7 +41,9 @@ func (s *Sampler) settle(sh *shard, b *batch, ti int32, now time.Time, out *outp
 		si = sh.alloc(bt.hash, bt.id, now.UnixNano())
 		sh.slots[si].rule = uint8(len(s.rules))
 		s.traces.Add(1)
-		arrived = s.dynamic != nil && !b.carried
+		if s.dynamic != nil && !b.carried {
+			s.countArrival(b, bt, now)
+		}
 	}
 	in := &here{b, bt}
 	if sh.slots[si].phase == phaseRescuable {
@@ -44,14 +56,6 @@ func (s *Sampler) settle(sh *shard, b *batch, ti int32, now time.Time, out *outp
 	t := &sh.slots[si]
 	t.spans += uint32(len(bt.spans))
 	t.last = msBetween(t.first, now)
-	if arrived {
-		var src uint64
-		queued := now
-		if s.dynamic.cold.Load() {
-			src, queued = b.source(bt), b.queued(bt, now)
-		}
-		s.dynamic.arrived(now, queued, src)
-	}
 
 	trigger, due := s.trigger(sh, si, in, now)
 	switch {

@@ -137,12 +137,17 @@ func (st stream) batch(i int) ptrace.Traces {
 // keep; ordered streams must also keep traces whole. With sp, the memory budget is a fraction
 // of what the stream needs and the rest spills.
 func runStream(t *testing.T, seed uint64, ordered bool, sp *countingSpill) {
-	runStreamOf(t, newStream(seed, ordered, 0), seed, ordered, sp)
+	runStreamOf(t, newStream(seed, ordered, 0), seed, ordered, sp, false)
 }
 
-func runStreamOf(t *testing.T, st stream, seed uint64, ordered bool, sp *countingSpill) {
+// runStreamOf checks the stream's properties; with dynamic, the rate comes from dynamic
+// sampling, which must not change what is kept whole.
+func runStreamOf(t *testing.T, st stream, seed uint64, ordered bool, sp *countingSpill, dynamic bool) {
 	cfg := testConfig()
 	cfg.DefaultPercentage = 30
+	if dynamic {
+		cfg.Dynamic = &Dynamic{Keys: []string{"category.name"}, TargetPerSecond: 5, Window: 2 * time.Second}
+	}
 	if sp != nil {
 		cfg.Shards, cfg.MaxBufferBytes, cfg.Spill = 1, spilledBudget, sp
 	}
@@ -224,6 +229,14 @@ func runStreamOf(t *testing.T, st stream, seed uint64, ordered bool, sp *countin
 	}
 }
 
+// Dynamic sampling decides the rates, not what is kept whole.
+func TestPropertyDynamicStreams(t *testing.T) {
+	for seed := range uint64(60) {
+		ordered := seed%2 == 0
+		runStreamOf(t, newStream(seed, ordered, 0), seed, ordered, nil, true)
+	}
+}
+
 // spilledBudget holds the bookkeeping of a stream's traces in flight but not their spans.
 const spilledBudget = 12 << 10
 
@@ -258,14 +271,15 @@ func TestPropertySpilledStreams(t *testing.T) {
 // of traces, up to 16, so that it tries thousands of streams a second; the property tests above
 // run the long ones.
 func FuzzStream(f *testing.F) {
-	f.Add(uint64(1), true, false, uint8(12))
-	f.Add(uint64(2), false, true, uint8(15))
-	f.Add(uint64(3), true, false, uint8(2))
-	f.Fuzz(func(t *testing.T, seed uint64, ordered, spilled bool, traces uint8) {
+	f.Add(uint64(1), true, false, false, uint8(12))
+	f.Add(uint64(2), false, true, false, uint8(15))
+	f.Add(uint64(3), true, false, true, uint8(2))
+	f.Add(uint64(4), false, true, true, uint8(9))
+	f.Fuzz(func(t *testing.T, seed uint64, ordered, spilled, dynamic bool, traces uint8) {
 		var sp *countingSpill
 		if spilled {
 			sp = newCountingSpill(t)
 		}
-		runStreamOf(t, newStream(seed, ordered, 1+int(traces)%16), seed, ordered, sp)
+		runStreamOf(t, newStream(seed, ordered, 1+int(traces)%16), seed, ordered, sp, dynamic)
 	})
 }
