@@ -20,6 +20,26 @@ type group struct {
 	// source names the resource, the router pod, once hashed (hashed).
 	source uint64
 	hashed bool
+	// park holds the group's resource and scope with no spans, made for the first trace of the
+	// group that parks: every trace's spans are encoded with them, a trace at a time.
+	park      ptrace.Traces
+	parkSpans ptrace.SpanSlice
+	parkReady bool
+}
+
+// parking returns an empty TracesData with the group's resource and scope, and its span slice.
+func (g *group) parking() (ptrace.Traces, ptrace.SpanSlice) {
+	if !g.parkReady {
+		g.park = ptrace.NewTraces()
+		rs := g.park.ResourceSpans().AppendEmpty()
+		g.rs.Resource().CopyTo(rs.Resource())
+		rs.SetSchemaUrl(g.rs.SchemaUrl())
+		ss := rs.ScopeSpans().AppendEmpty()
+		g.ss.Scope().CopyTo(ss.Scope())
+		ss.SetSchemaUrl(g.ss.SchemaUrl())
+		g.parkSpans, g.parkReady = ss.Spans(), true
+	}
+	return g.park, g.parkSpans
 }
 
 // fate is what becomes of a span of an incoming batch.

@@ -31,20 +31,14 @@ func (s *Sampler) parkRefs(sh *shard, si int32, b *batch, refs []int32) {
 		for end < len(refs) && b.refs[refs[end]].group == g {
 			end++
 		}
-		td := ptrace.NewTraces()
-		rs := td.ResourceSpans().AppendEmpty()
-		src := &b.groups[g]
-		src.rs.Resource().CopyTo(rs.Resource())
-		rs.SetSchemaUrl(src.rs.SchemaUrl())
-		ss := rs.ScopeSpans().AppendEmpty()
-		src.ss.Scope().CopyTo(ss.Scope())
-		ss.SetSchemaUrl(src.ss.SchemaUrl())
-		ss.Spans().EnsureCapacity(end - start)
+		td, spans := b.groups[g].parking()
+		spans.EnsureCapacity(end - start)
 		for _, r := range refs[start:end] {
 			b.fates[r] = fatePark
-			b.span(r).MoveTo(ss.Spans().AppendEmpty())
+			b.span(r).MoveTo(spans.AppendEmpty())
 		}
 		s.appendParked(sh, si, td)
+		spans.RemoveIf(func(ptrace.Span) bool { return true })
 		start = end
 	}
 }
