@@ -320,6 +320,11 @@ func (d *dynamic) roll(now time.Time) {
 		for _, k := range d.keys {
 			k.push(k.cur * decided)
 		}
+		// The seconds after the first counted nothing, and the rates keep only the interval's
+		// last: after an idle hour, closing each would hold the lock for its 3600.
+		if empty := s - d.second - 1; empty > int64(d.seconds) {
+			d.second += empty - int64(d.seconds)
+		}
 	}
 	if !d.warm && now.Sub(d.started) >= coldPhase {
 		d.arrivals.scale(d.coldRate / max(d.arrivals.avg(), 1e-9))

@@ -385,3 +385,23 @@ func TestDynamicHoldsTargetWhateverTheExportInterval(t *testing.T) {
 		})
 	}
 }
+
+// After a month without traffic nothing of the traffic before is remembered (the next trace
+// closes only the seconds the rates keep, not each of the month's 2.6M for every key: 13 s here).
+func TestDynamicAfterAnIdleMonth(t *testing.T) {
+	d := newDynamic(Dynamic{Keys: []string{"k"}, TargetPerSecond: 10, Window: 15 * time.Second})
+	for i := range 100 {
+		key := fmt.Sprint("key", i)
+		for j := range 20 {
+			at := t0.Add(time.Duration(j) * time.Second)
+			d.arrived(at, at, 0)
+			d.decided(at)
+			d.rate(key, at)
+		}
+	}
+	later := t0.Add(30 * 24 * time.Hour)
+	d.arrived(later, later, 0)
+	d.decided(later)
+	assert.Equal(t, 1.0, d.rate("key0", later), "nothing remembered: a trace after the pause is kept")
+	assert.Zero(t, d.arrivals.sum, "the month's empty seconds leave no count")
+}
