@@ -24,10 +24,11 @@ const overflowKey = "\x00overflow"
 // interval, the traffic's rate is learnt from the router pods' own clocks instead (see sources).
 // A trace's key is known only once it is decided, a request's duration after its first span
 // arrived: while decisions lag arrivals (at a start, a restart, or traffic resuming), the keys'
-// estimates are scaled by the ratio of traces arriving to traces decided. Every second, the target is spread over the keys smallest first: a key needing less
-// than its fair share is kept entirely and leaves the rest to the others. A key that appears
-// between two spreads gets a fair share of its own until the next. Probabilities are rounded
-// to a grid (2^(1/16)), so that collectors whose estimates differ by a little still agree.
+// estimates are scaled by the ratio of traces arriving to traces decided. Every second, the
+// target is spread over the keys smallest first: a key needing less than its fair share is kept
+// entirely and leaves the rest to the others. A key that appears between two spreads gets a
+// fair share of its own until the next. Probabilities are rounded to a grid (2^(1/16)), so that
+// collectors whose estimates differ by a little still agree.
 type dynamic struct {
 	cfg Dynamic
 
@@ -127,9 +128,9 @@ func newDynamic(cfg Dynamic) *dynamic {
 	return d
 }
 
-// warmUpFloor bounds the time a pod's rate is measured over: a handful of traces queued within
+// minRateSpan bounds the time a pod's rate is measured over: a handful of traces queued within
 // milliseconds do not make a rate.
-const warmUpFloor = 100 * time.Millisecond
+const minRateSpan = 100 * time.Millisecond
 
 // rate counts one trace for key and returns its keep probability in [0, 1].
 func (d *dynamic) rate(key string, now time.Time) float64 {
@@ -218,7 +219,7 @@ func (d *dynamic) learn(now, queued time.Time, src uint64) {
 }
 
 // rate is the pod's traces per second.
-func (p *source) rate() float64 { return p.n / max(p.last.Sub(p.first), warmUpFloor).Seconds() }
+func (p *source) rate() float64 { return p.n / max(p.last.Sub(p.first), minRateSpan).Seconds() }
 
 // decided counts a trace being decided, before rate is asked for it. Each decision owes its
 // part of the target, target/traffic rate: the debt grows with the traffic decided, not with
