@@ -34,10 +34,9 @@ type dynamic struct {
 
 	mu sync.Mutex
 	// second is the wall-clock second being counted; started is when the first trace arrived;
-	// warm is set once the cold phase is over (cold mirrors it, for readers without the lock).
+	// cold is set until the cold phase is over (atomic: settle asks without the lock).
 	second  int64
 	started time.Time
-	warm    bool
 	cold    atomic.Bool
 	// sources are the router pods seen in the cold phase, by their resource, and coldRate the
 	// sum of their rates: the traffic's. Until a pod has exported once nothing tells it apart
@@ -170,7 +169,7 @@ func (d *dynamic) arrived(now, queued time.Time, src uint64) {
 	d.mu.Lock()
 	d.roll(now)
 	d.arrivals.cur++
-	if !d.warm {
+	if d.cold.Load() {
 		d.learn(now, queued, src)
 	}
 	d.mu.Unlock()
@@ -246,7 +245,7 @@ func (d *dynamic) estimate(k *keyRate, now time.Time) float64 {
 // export completes many requests at once, a restart's backlog more): only their average counts,
 // and only once the cold phase has given it seconds to average.
 func (d *dynamic) traffic(now time.Time) float64 {
-	if !d.warm {
+	if d.cold.Load() {
 		return d.coldRate
 	}
 	return max(d.arrivalRate(now), d.decisions.avg())
@@ -255,7 +254,7 @@ func (d *dynamic) traffic(now time.Time) float64 {
 // share is a key's part of the decisions, counted over the same seconds for both: the last
 // second when the key surges, else the averages, which lag alike.
 func (d *dynamic) share(k *keyRate, now time.Time) float64 {
-	if !d.warm {
+	if d.cold.Load() {
 		return min((k.sum+k.cur)/max(d.decisions.sum+d.decisions.cur, 1), 1)
 	}
 	if k.sum == 0 || k.surging() {
@@ -264,7 +263,7 @@ func (d *dynamic) share(k *keyRate, now time.Time) float64 {
 	return min(k.avg()/max(d.decisions.avg(), 1e-9), 1)
 }
 
-// arrivalRate is traces arriving per second once warm: the average, replaced by the last second
+// arrivalRate is traces arriving per second after the cold phase: the average, replaced by the last second
 // when arrivals surge (taking the larger of two noisy figures every time would keep too few).
 func (d *dynamic) arrivalRate(now time.Time) float64 {
 	if k := d.arrivals; k.sum == 0 || k.surging() && now.Unix() >= d.catchUp {
@@ -327,7 +326,7 @@ func (d *dynamic) roll(now time.Time) {
 			d.second += empty - int64(d.seconds)
 		}
 	}
-	if !d.warm && now.Sub(d.started) >= coldPhase {
+	if d.cold.Load() && now.Sub(d.started) >= coldPhase {
 		d.arrivals.scale(d.coldRate / max(d.arrivals.avg(), 1e-9))
 		// Decisions beyond the traffic are a backlog that waited for the start: the keys keep
 		// their shares of them.
@@ -340,7 +339,7 @@ func (d *dynamic) roll(now time.Time) {
 		d.endCold()
 	}
 	rateOf := func(k *keyRate) float64 { return max(k.avg(), k.prev) }
-	if !d.warm {
+	if d.cold.Load() {
 		rateOf = func(k *keyRate) float64 { return d.share(k, now) * d.coldRate }
 	}
 	d.spread(rateOf)
@@ -352,7 +351,7 @@ func (d *dynamic) roll(now time.Time) {
 const coldPhase = routerconv.ExportInterval
 
 func (d *dynamic) endCold() {
-	d.warm, d.sources, d.coldRate = true, nil, 0
+	d.sources, d.coldRate = nil, 0
 	d.cold.Store(false)
 }
 
