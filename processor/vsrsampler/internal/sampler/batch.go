@@ -1,7 +1,7 @@
 package sampler
 
 import (
-	"hash/fnv"
+	"hash/maphash"
 	"slices"
 	"time"
 
@@ -155,16 +155,18 @@ func (b *batch) index(td ptrace.Traces, s *Sampler) {
 	clear(b.fates)
 }
 
-// source names the pod that sent bt's spans: a hash of its resource's attributes.
+// source names the pod that sent bt's spans: a hash of its resource's attributes, seeded as
+// the trace index's.
 func (b *batch) source(bt *batchTrace) uint64 {
 	g := &b.groups[b.refs[bt.spans[0]].group]
 	if !g.hashed {
-		h := fnv.New64a()
+		var h maphash.Hash
+		h.SetSeed(hashSeed)
 		for k, v := range g.rs.Resource().Attributes().All() {
-			h.Write([]byte(k))
-			h.Write([]byte{0})
-			h.Write([]byte(v.AsString()))
-			h.Write([]byte{0})
+			h.WriteString(k)
+			h.WriteByte(0)
+			h.WriteString(v.AsString())
+			h.WriteByte(0)
 		}
 		g.source, g.hashed = h.Sum64(), true
 	}
