@@ -98,7 +98,7 @@ func (s *Sampler) trigger(sh *shard, si int32, in *here, now time.Time) (Trigger
 }
 
 func (s *Sampler) traceBytes(sh *shard, si int32) int64 {
-	n := sh.slots[si].data.capacity()
+	n := sh.memoryBytes(si)
 	for _, ref := range sh.spilled[si] {
 		n += int64(ref.Len())
 	}
@@ -462,7 +462,7 @@ func (s *Sampler) free(sh *shard, si int32) {
 	for _, ref := range sh.spilled[si] {
 		s.cfg.Spill.Free(ref)
 	}
-	s.addSpanBytes(sh, -t.data.capacity())
+	s.dropMemory(sh, si)
 	sh.release(hashID(t.id), si)
 }
 

@@ -103,11 +103,11 @@ func newCountingSpill(t testing.TB) *countingSpill {
 	return &countingSpill{store: store}
 }
 
-func (c *countingSpill) Put(p []byte) (spill.Ref, error) {
+func (c *countingSpill) Put(parts ...[]byte) (spill.Ref, error) {
 	if c.refuse {
 		return spill.Ref{}, spill.ErrFull
 	}
-	ref, err := c.store.Put(p)
+	ref, err := c.store.Put(parts...)
 	if err == nil {
 		c.live++
 		c.puts++

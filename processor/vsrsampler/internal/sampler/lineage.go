@@ -143,7 +143,9 @@ func (s *Sampler) parentsArrived(sh *shard, si int32, in *here) bool {
 		return true
 	}
 	var l lineage
-	l.addEncoded(t.data.bytes())
+	for part := range sh.inMemory(si) {
+		l.addEncoded(part)
+	}
 	for _, r := range in.bt.spans {
 		span := in.b.span(r)
 		l.add(span.SpanID(), span.ParentSpanID(), routerconv.IsLocalRoot(span))

@@ -2,7 +2,7 @@ package sampler
 
 import (
 	"errors"
-	"slices"
+	"iter"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -23,7 +23,8 @@ func (s *Sampler) parkHere(sh *shard, si int32, in *here) {
 }
 
 // parkRefs encodes spans of the batch into the trace's buffer, one record per batch group.
-// The spans leave the batch: they are moved, not copied.
+// Each span visits the group's parking slice only to be encoded, then goes back to its place
+// in the batch, which drops it: no span is copied or allocated.
 func (s *Sampler) parkRefs(sh *shard, si int32, b *batch, refs []int32) {
 	for start := 0; start < len(refs); {
 		g := b.refs[refs[start]].group
@@ -32,36 +33,90 @@ func (s *Sampler) parkRefs(sh *shard, si int32, b *batch, refs []int32) {
 			end++
 		}
 		td, spans := b.groups[g].parking()
-		spans.EnsureCapacity(end - start)
-		for _, r := range refs[start:end] {
+		resize(spans, end-start)
+		for i, r := range refs[start:end] {
 			b.fates[r] = fatePark
-			b.span(r).MoveTo(spans.AppendEmpty())
+			b.span(r).MoveTo(spans.At(i))
 		}
 		s.appendParked(sh, si, td)
-		spans.RemoveIf(func(ptrace.Span) bool { return true })
+		for i, r := range refs[start:end] {
+			spans.At(i).MoveTo(b.span(r))
+		}
 		start = end
 	}
 }
 
-// appendParked encodes td into the trace's buffer. A TracesData with one ResourceSpans
-// encodes as exactly one record of the repeated field, so appending encodings yields the
-// encoding of all of them.
+// resize gives spans exactly n elements, keeping those it has.
+func resize(spans ptrace.SpanSlice, n int) {
+	for spans.Len() < n {
+		spans.AppendEmpty()
+	}
+	if spans.Len() > n {
+		i := 0
+		spans.RemoveIf(func(ptrace.Span) bool { i++; return i > n })
+	}
+}
+
+// appendParked encodes td into the trace's parked spans: the first record becomes its
+// buffer, later ones its chunks, each as encoded. A TracesData with one ResourceSpans encodes
+// as exactly one record of the repeated field, so the parts joined are the encoding of all.
 func (s *Sampler) appendParked(sh *shard, si int32, td ptrace.Traces) {
 	t := &sh.slots[si]
 	encoded, _ := marshaler.MarshalTraces(td)
-	data, before := t.data.bytes(), t.data.capacity()
-	if need := len(data) + len(encoded); need > cap(data) {
-		// Grow by a quarter, not append's doubling: the spare capacity is memory held too.
-		// slices.Grow rounds up to the allocator's size class, so cap is what is allocated.
-		data = slices.Grow(slices.Clip(data), max(need, cap(data)+cap(data)/4)-len(data))
+	if t.data.len() == 0 && !t.has(flagChunks) {
+		t.data.set(encoded)
+		s.addSpanBytes(sh, t.data.capacity())
+		return
 	}
-	t.data.set(append(data, encoded...))
-	s.addSpanBytes(sh, t.data.capacity()-before)
+	sh.chunks[si] = append(sh.chunks[si], encoded)
+	t.flags |= flagChunks
+	s.addSpanBytes(sh, int64(cap(encoded))+chunkCost)
 }
 
 // parked reports whether the trace holds spans, in memory or spilled.
 func (sh *shard) parked(si int32) bool {
-	return sh.slots[si].data.len() > 0 || sh.slots[si].has(flagSpilled)
+	t := &sh.slots[si]
+	return t.data.len() > 0 || t.has(flagChunks) || t.has(flagSpilled)
+}
+
+// inMemory returns the trace's parked records held in memory, in the order they came.
+func (sh *shard) inMemory(si int32) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		t := &sh.slots[si]
+		if t.data.len() > 0 && !yield(t.data.bytes()) {
+			return
+		}
+		if t.has(flagChunks) {
+			for _, c := range sh.chunks[si] {
+				if !yield(c) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// memoryBytes is what the trace's parked spans in memory take, as addSpanBytes counted it.
+func (sh *shard) memoryBytes(si int32) int64 {
+	t := &sh.slots[si]
+	n := t.data.capacity()
+	if t.has(flagChunks) {
+		for _, c := range sh.chunks[si] {
+			n += int64(cap(c)) + chunkCost
+		}
+	}
+	return n
+}
+
+// dropMemory forgets the trace's parked spans in memory and gives their bytes back.
+func (s *Sampler) dropMemory(sh *shard, si int32) {
+	t := &sh.slots[si]
+	s.addSpanBytes(sh, -sh.memoryBytes(si))
+	t.data.set(nil)
+	if t.has(flagChunks) {
+		delete(sh.chunks, si)
+		t.flags &^= flagChunks
+	}
 }
 
 // unpark decodes and empties the trace's parked spans, spilled ones first. A part that cannot
@@ -69,7 +124,8 @@ func (sh *shard) parked(si int32) bool {
 func (s *Sampler) unpark(sh *shard, si int32) ptrace.Traces {
 	t := &sh.slots[si]
 	data := t.data.bytes()
-	if t.has(flagSpilled) {
+	if t.has(flagSpilled) || t.has(flagChunks) {
+		// Joined once, at release: only kept traces come here.
 		data = nil
 		for _, ref := range sh.spilled[si] {
 			var err error
@@ -78,7 +134,9 @@ func (s *Sampler) unpark(sh *shard, si int32) ptrace.Traces {
 			}
 			s.cfg.Spill.Free(ref)
 		}
-		data = append(data, t.data.bytes()...)
+		for part := range sh.inMemory(si) {
+			data = append(data, part...)
+		}
 		delete(sh.spilled, si)
 		t.flags &^= flagSpilled
 	}
@@ -87,8 +145,7 @@ func (s *Sampler) unpark(sh *shard, si int32) ptrace.Traces {
 		s.obs.Lost(errors.Join(errParkedUnreadable, err))
 		td = ptrace.NewTraces()
 	}
-	s.addSpanBytes(sh, -t.data.capacity())
-	t.data.set(nil)
+	s.dropMemory(sh, si)
 	return td
 }
 

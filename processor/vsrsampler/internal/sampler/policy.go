@@ -148,7 +148,8 @@ type Observer interface {
 
 // Spill keeps byte records outside the memory budget (spill.Store keeps them on disk).
 type Spill interface {
-	Put(p []byte) (spill.Ref, error)
+	// Put stores parts, joined, as one record.
+	Put(parts ...[]byte) (spill.Ref, error)
 	// Get appends the record at ref to dst.
 	Get(ref spill.Ref, dst []byte) ([]byte, error)
 	Free(ref spill.Ref)

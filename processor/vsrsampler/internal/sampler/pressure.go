@@ -1,6 +1,9 @@
 package sampler
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // relievePressure brings what is held back within max_buffer_bytes, which bounds all shards
 // together, visiting them one at a time (never two locks at once). First parked spans move to
@@ -80,19 +83,17 @@ func (s *Sampler) spillNewest(sh *shard) bool {
 // spillWalk spills the parked spans of the traces from `from` on, following prev.
 func (s *Sampler) spillWalk(sh *shard, from int32, prev func(*slot) int32) bool {
 	for si, n := from, 0; si >= 0 && n < maxSpillScan && s.overTarget(); si, n = prev(&sh.slots[si]), n+1 {
-		t := &sh.slots[si]
-		if t.data.len() < minSpill {
+		if sh.memoryBytes(si) < minSpill {
 			continue
 		}
-		ref, err := s.cfg.Spill.Put(t.data.bytes())
+		ref, err := s.cfg.Spill.Put(slices.Collect(sh.inMemory(si))...)
 		if err != nil {
 			s.obs.SpillFailed(err)
 			return false
 		}
 		sh.spilled[si] = append(sh.spilled[si], ref)
-		t.flags |= flagSpilled
-		s.addSpanBytes(sh, -t.data.capacity())
-		t.data.set(nil)
+		sh.slots[si].flags |= flagSpilled
+		s.dropMemory(sh, si)
 		s.account(sh) // the spill's own bookkeeping counts too
 	}
 	return true

@@ -22,6 +22,9 @@ type shard struct {
 	free   []int32
 	index  index
 	extras map[int32]*extra
+	// chunks are the trace's parked records after its slot's data, each as it was encoded:
+	// parking more never copies what is parked.
+	chunks map[int32][][]byte
 	// spilled are the trace's parked spans moved to the spill, oldest first.
 	spilled map[int32][]spill.Ref
 	// fifo orders live (open and kept) traces by first span: timeouts and pressure take the
@@ -38,6 +41,7 @@ type shard struct {
 func newShard(keepEntries, dropEntries int) *shard {
 	sh := &shard{
 		extras:  map[int32]*extra{},
+		chunks:  map[int32][][]byte{},
 		spilled: map[int32][]spill.Ref{},
 		fifo:    emptyList,
 		keep:    newDecisionCache[sampling.Threshold](keepEntries),
@@ -80,6 +84,9 @@ func (sh *shard) release(h uint64, si int32) {
 	}
 	if t.has(flagSpilled) {
 		delete(sh.spilled, si)
+	}
+	if t.has(flagChunks) {
+		delete(sh.chunks, si)
 	}
 	// The buffer goes with its trace: kept for reuse, the buffers of a passed peak would stay.
 	t.data.set(nil)
@@ -207,10 +214,14 @@ func (sh *shard) compact() {
 	for si, e := range sh.extras {
 		extras[moved[si]] = e
 	}
+	chunks := make(map[int32][][]byte, len(sh.chunks))
+	for si, c := range sh.chunks {
+		chunks[moved[si]] = c
+	}
 	spilled := make(map[int32][]spill.Ref, len(sh.spilled))
 	for si, refs := range sh.spilled {
 		spilled[moved[si]] = refs
 	}
-	sh.slots, sh.extras, sh.spilled, sh.free = slots, extras, spilled, nil
+	sh.slots, sh.extras, sh.chunks, sh.spilled, sh.free = slots, extras, chunks, spilled, nil
 	sh.index.rebuild(sh.slots, live)
 }

@@ -43,6 +43,8 @@ const (
 	flagSpilled
 	// flagRootStart: the root's start timestamp is known.
 	flagRootStart
+	// flagChunks: the shard holds parked records of the trace beyond data.
+	flagChunks
 )
 
 // timerList is which of its shard's timer lists a slot is in besides the FIFO.
@@ -68,9 +70,10 @@ type link struct{ prev, next int32 }
 // tens of thousands. Rare fields live in the shard's extras.
 type slot struct {
 	id pcommon.TraceID
-	// data are the trace's parked spans in memory, as OTLP TracesData: one ResourceSpans
-	// record per batch group they came in. Encoded, a span takes about a quarter of its
-	// in-memory form, and spans of dropped traces are never decoded.
+	// data are the trace's first parked spans in memory, as OTLP TracesData: one
+	// ResourceSpans record per batch group they came in; later ones are the shard's chunks.
+	// Encoded, a span takes about a quarter of its in-memory form, and spans of dropped traces
+	// are never decoded.
 	data buffer
 	// first is when the first span arrived (Unix ns); last and rootAt are milliseconds after
 	// it: the last span's arrival (for a rescuable trace, its drop) and the root's.
@@ -106,6 +109,10 @@ type extra struct {
 }
 
 const extraSize = int64(unsafe.Sizeof(extra{})) + 48 // and its map entry
+
+// chunkCost is what a chunk holds besides its bytes: its slice header, and a share of the
+// map entry of the trace's chunks.
+const chunkCost = int64(unsafe.Sizeof([]byte(nil))) + 16
 
 // spilledCost is what the spilled parts of a trace hold in memory: a map entry and a slice
 // of one reference, the common case.

@@ -113,10 +113,14 @@ func (s *Store) Dir() string { return s.dir }
 // OnDisk returns the bytes the store's files take.
 func (s *Store) OnDisk() int64 { return s.onDisk.Load() }
 
-// Put stores a copy of p.
-func (s *Store) Put(p []byte) (Ref, error) {
-	if len(p) > math.MaxUint32 {
-		return Ref{}, fmt.Errorf("spill: a %d-byte record is too large", len(p))
+// Put stores a copy of parts, joined, as one record.
+func (s *Store) Put(parts ...[]byte) (Ref, error) {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if n > math.MaxUint32 {
+		return Ref{}, fmt.Errorf("spill: a %d-byte record is too large", n)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -126,25 +130,27 @@ func (s *Store) Put(p []byte) (Ref, error) {
 			return Ref{}, err
 		}
 	}
-	if s.onDisk.Load()+int64(len(p)) > s.maxBytes {
+	if s.onDisk.Load()+int64(n) > s.maxBytes {
 		return Ref{}, ErrFull
 	}
-	if cur == nil || (cur.size > 0 && cur.size+int64(len(p)) > segmentSize) {
+	if cur == nil || (cur.size > 0 && cur.size+int64(n) > segmentSize) {
 		var err error
 		if cur, err = s.rotate(); err != nil {
 			return Ref{}, err
 		}
 	}
-	if len(cur.pending)+len(p) > writeBuffer {
+	if len(cur.pending)+n > writeBuffer {
 		if err := cur.flush(); err != nil {
 			return Ref{}, err
 		}
 	}
-	ref := Ref{segment: cur.id, length: uint32(len(p)), offset: cur.size}
-	cur.pending = append(cur.pending, p...)
-	cur.size += int64(len(p))
+	ref := Ref{segment: cur.id, length: uint32(n), offset: cur.size}
+	for _, p := range parts {
+		cur.pending = append(cur.pending, p...)
+	}
+	cur.size += int64(n)
 	cur.live++
-	s.onDisk.Add(int64(len(p)))
+	s.onDisk.Add(int64(n))
 	return ref, nil
 }
 
