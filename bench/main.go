@@ -107,7 +107,7 @@ func run() error {
 	flag.DurationVar(&o.duration, "duration", 20*time.Second, "load per run")
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds; each runs every scenario once, interleaved")
 	flag.Uint64Var(&o.seed, "seed", 1, "traffic seed: every run sends the same traffic")
-	flag.StringVar(&o.only, "only", "", "run only the table's scenarios whose name contains this")
+	flag.StringVar(&o.only, "only", "", "run only the table's scenarios whose name contains one of these |-separated parts")
 	parts := flag.String("parts", "table,sigterm,curve,dynamic", "what to run")
 	steps := flag.String("curve-steps", "2000,4000,6000,8000,11000,15000", "offered rates of the throughput curve, traces/s")
 	flag.DurationVar(&o.curveDuration, "curve-duration", 15*time.Second, "load per step of the curve")
@@ -174,7 +174,7 @@ func run() error {
 func selected(o options) []scenario {
 	var out []scenario
 	for _, sc := range scenarios {
-		if strings.Contains(sc.name, o.only) {
+		if slices.ContainsFunc(strings.Split(o.only, "|"), func(part string) bool { return strings.Contains(sc.name, part) }) {
 			out = append(out, sc)
 		}
 	}

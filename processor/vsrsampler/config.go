@@ -28,7 +28,8 @@ type Config struct {
 	Dynamic           DynamicConfig `mapstructure:"dynamic"`
 	// MaxBufferBytes bounds the memory of buffered traces; over it, the newest traces' spans
 	// spill to disk (Spill), then the oldest traces are decided early, or with BlockOnOverflow
-	// input is held back instead.
+	// new traces' spans are held back instead (spans continuing held traces are taken up to
+	// twice the budget: they let held traces complete and leave).
 	MaxBufferBytes  int64 `mapstructure:"max_buffer_bytes"`
 	MaxTraceBytes   int64 `mapstructure:"max_trace_bytes"`
 	MaxTraceSpans   int   `mapstructure:"max_trace_spans"`

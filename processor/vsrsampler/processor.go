@@ -17,9 +17,18 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/otelcol-vsr/otelcol-vsr/internal/requestmetrics"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/admission"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/metadata"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/sampler"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/spill"
+)
+
+// The ledger of refused batches (block_on_overflow) remembers a batch longer than a sender
+// retries it (the collector's exporters give up after 5 minutes by default), and at most this
+// many span IDs: 512 KiB.
+const (
+	ledgerTTL    = 6 * time.Minute
+	maxLedgerIDs = 1 << 16
 )
 
 // Tick bounds: the timer that ends grace periods runs at a tenth of grace, within these.
@@ -40,6 +49,8 @@ type samplerProcessor struct {
 	tick      time.Duration
 	// released holds kept spans the next component refused, for redelivery.
 	released *redelivery
+	// ledger remembers what block_on_overflow took of the batches it refused.
+	ledger *admission.Ledger
 	// decisions is where the decision caches are saved at shutdown (storage), or nil.
 	decisions storage.Client
 	// runCtx is the context of the timer's sends; shutdown cancels it.
@@ -63,6 +74,7 @@ func newSamplerProcessor(set processor.Settings, cfg *Config, next consumer.Trac
 		telemetry: tb,
 		observer:  newObserver(tb, cfg.Rules, set.Logger, requestmetrics.Acquire(set.ID.String())),
 		tick:      min(max(cfg.Grace/10, minTick), maxTick),
+		ledger:    admission.New(ledgerTTL, maxLedgerIDs),
 	}, nil
 }
 
@@ -312,33 +324,79 @@ func (p *samplerProcessor) shutdownOnce(ctx context.Context) error {
 }
 
 func (p *samplerProcessor) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
-	if p.cfg.BlockOnOverflow {
-		if err := p.waitForRoom(ctx); err != nil {
-			return td, err
+	var out ptrace.Traces
+	if p.cfg.BlockOnOverflow && (p.overBudget(1) || p.ledger.Pending()) {
+		var err error
+		if out, err = p.admitInParts(ctx, td); err != nil {
+			return out, err
 		}
+	} else {
+		out = p.consume(ctx, td)
 	}
-	now := time.Now()
-	out, released := p.core.Consume(td, now)
-	// Spans released from earlier batches go in their own call: a refusal of this batch makes
-	// its sender retry it, but not them.
-	p.released.send(ctx, released, now)
 	if out.SpanCount() == 0 {
 		return out, processorhelper.ErrSkipProcessingData
 	}
 	return out, nil
 }
 
-// errBufferFull tells the sender to retry later: the buffer stayed full until its deadline.
-var errBufferFull = errors.New("vsr_sampler: buffer full (max_buffer_bytes) until the request's deadline")
+// consume gives td to the core and returns what passes. Spans released from earlier batches
+// go in their own call: a refusal of this batch makes its sender retry it, but not them.
+func (p *samplerProcessor) consume(ctx context.Context, td ptrace.Traces) ptrace.Traces {
+	now := time.Now()
+	out, released := p.core.Consume(td, now)
+	p.released.send(ctx, released, now)
+	return out
+}
 
-// waitForRoom holds a batch back while the buffer is over budget (block_on_overflow), so the
-// sender slows down instead of traces being decided early.
-func (p *samplerProcessor) waitForRoom(ctx context.Context) error {
-	var timer *time.Timer
-	for {
-		if held, _ := p.core.Held(); held < p.cfg.MaxBufferBytes {
-			return nil
+// errBufferFull tells the sender to retry later: the buffer stayed full.
+var errBufferFull = errors.New("vsr_sampler: buffer full (max_buffer_bytes); retry later")
+
+// admitInParts is block_on_overflow over budget. The spans that continue traces the core
+// holds (or follow a decision) are taken at once, up to twice max_buffer_bytes: the traces
+// they complete leave and make room. Only new traces wait for room; when it does not come in
+// time, the batch is refused, and the ledger remembers what of it was taken, so that the
+// sender's retry brings in only the rest.
+func (p *samplerProcessor) admitInParts(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
+	key := admission.Key(td)
+	if n := p.ledger.Skip(key, td, time.Now()); n > 0 {
+		p.telemetry.ProcessorVsrSamplerRetriedSpansSkipped.Add(ctx, int64(n))
+	}
+	fresh := p.core.TakeNew(td)
+	if td.SpanCount() > 0 {
+		if err := p.waitForRoom(ctx, 2); err != nil {
+			return td, err
 		}
+		p.ledger.Record(key, td, time.Now())
+		p.released.send(ctx, p.consume(ctx, td), time.Now())
+	}
+	if fresh.SpanCount() > 0 {
+		if err := p.waitForRoom(ctx, 1); err != nil {
+			return fresh, err
+		}
+	}
+	p.ledger.Done(key)
+	return p.consume(ctx, fresh), nil
+}
+
+// overBudget reports whether the core holds factor times max_buffer_bytes or more.
+func (p *samplerProcessor) overBudget(factor int64) bool {
+	held, _ := p.core.Held()
+	return held >= factor*p.cfg.MaxBufferBytes
+}
+
+// waitForRoom waits while the core holds factor times max_buffer_bytes or more
+// (block_on_overflow), for at most half the time left until ctx's deadline: senders retry
+// within that deadline (the OpenTelemetry SDKs' export timeout covers their retries), so a
+// refusal at the deadline itself would end the request instead of retrying it.
+func (p *samplerProcessor) waitForRoom(ctx context.Context, factor int64) error {
+	var giveUp <-chan time.Time
+	if deadline, ok := ctx.Deadline(); ok {
+		t := time.NewTimer(time.Until(deadline) / 2)
+		defer t.Stop()
+		giveUp = t.C
+	}
+	var timer *time.Timer
+	for p.overBudget(factor) {
 		if timer == nil {
 			timer = time.NewTimer(p.tick)
 			defer timer.Stop()
@@ -347,9 +405,12 @@ func (p *samplerProcessor) waitForRoom(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			p.telemetry.ProcessorVsrSamplerOverflowRefusals.Add(ctx, 1)
-			return errBufferFull
+		case <-giveUp:
 		case <-timer.C:
+			continue
 		}
+		p.telemetry.ProcessorVsrSamplerOverflowRefusals.Add(ctx, 1)
+		return errBufferFull
 	}
+	return nil
 }

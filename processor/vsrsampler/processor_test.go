@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/otel/attribute"
@@ -118,8 +119,8 @@ func TestBufferedGauges(t *testing.T) {
 	require.NoError(t, p.Shutdown(context.Background()))
 }
 
-// With block_on_overflow, a full buffer holds the sender back until its deadline, then refuses
-// the batch with a retryable error instead of deciding traces early.
+// With block_on_overflow, a full buffer holds a new trace's sender back, then refuses the batch
+// with a retryable error, early enough for the sender to retry, instead of deciding early.
 func TestBlockOnOverflow(t *testing.T) {
 	tt := newTelemetry(t)
 	cfg := createDefaultConfig().(*Config)
@@ -136,9 +137,10 @@ func TestBlockOnOverflow(t *testing.T) {
 	}
 	// One trace waiting for its root fills the 2000-byte budget.
 	require.NoError(t, p.ConsumeTraces(context.Background(), rootless(1)))
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	require.ErrorIs(t, p.ConsumeTraces(ctx, rootless(3)), errBufferFull)
+	require.NoError(t, ctx.Err(), "refused while the sender has time left to retry")
 	metadatatest.AssertEqualProcessorVsrSamplerOverflowRefusals(t, tt,
 		[]metricdata.DataPoint[int64]{{Value: 1}}, metricdatatest.IgnoreTimestamp())
 	require.NoError(t, p.Shutdown(context.Background()))
@@ -205,4 +207,108 @@ func lastRoot(t *testing.T, sink *consumertest.TracesSink) ptrace.Span {
 	}
 	require.True(t, found, "no root received")
 	return root
+}
+
+// Over budget, block_on_overflow takes at once the spans that continue traces it holds: here
+// the root that completes the trace filling the budget. Holding it back with the rest of its
+// batch would keep that trace, and the budget, waiting for the sender's retry.
+func TestBlockOnOverflowTakesWhatCompletesHeldTraces(t *testing.T) {
+	tt := newTelemetry(t)
+	cfg := blockingConfig()
+	sink := new(consumertest.TracesSink)
+	p := startProcessor(t, tt, cfg, sink)
+	held := simulate(routerconv.EraD, routersim.OutcomeOK, "math", 1)
+	root, rest := splitRoot(held.Traces)
+	require.NoError(t, p.ConsumeTraces(context.Background(), rest))
+
+	batch := root
+	_, fresh := splitRoot(simulate(routerconv.EraD, routersim.OutcomeOK, "math", 2).Traces)
+	fresh.ResourceSpans().MoveAndAppendTo(batch.ResourceSpans())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	require.NoError(t, p.ConsumeTraces(ctx, batch), "the root completes the held trace, which makes room")
+	assert.Equal(t, held.SpanCount(), spansOf(sink, held.ID), "the held trace left whole")
+	require.NoError(t, p.Shutdown(context.Background()))
+}
+
+// A batch refused at its deadline comes back whole from its sender: the spans taken from it
+// before are not taken twice.
+func TestBlockOnOverflowRetryTakesOnlyTheRest(t *testing.T) {
+	tt := newTelemetry(t)
+	cfg := blockingConfig()
+	sink := new(consumertest.TracesSink)
+	p := startProcessor(t, tt, cfg, sink)
+	held := simulate(routerconv.EraD, routersim.OutcomeOK, "math", 1)
+	root, rest := splitRoot(held.Traces)
+	// The router's last child of the held trace comes in the batch that is refused.
+	var last pcommon.SpanID
+	for _, span := range rest.ResourceSpans().At(0).ScopeSpans().At(0).Spans().All() {
+		last = span.SpanID()
+	}
+	child := filter(rest, func(s ptrace.Span) bool { return s.SpanID() == last })
+	rest = filter(rest, func(s ptrace.Span) bool { return s.SpanID() != last })
+	require.NoError(t, p.ConsumeTraces(context.Background(), rest))
+
+	newTrace := simulate(routerconv.EraD, routersim.OutcomeOK, "math", 2)
+	batch := filter(newTrace.Traces, func(ptrace.Span) bool { return true })
+	child.ResourceSpans().MoveAndAppendTo(batch.ResourceSpans())
+	retry := filter(batch, func(ptrace.Span) bool { return true })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, p.ConsumeTraces(ctx, batch), errBufferFull, "the new trace finds no room")
+	require.NoError(t, p.ConsumeTraces(context.Background(), root), "the held trace completes and leaves")
+	require.NoError(t, p.ConsumeTraces(context.Background(), retry))
+	require.NoError(t, p.Shutdown(context.Background()))
+	assert.Equal(t, held.SpanCount(), spansOf(sink, held.ID), "the child taken before is not sent twice")
+	assert.Equal(t, newTrace.SpanCount(), spansOf(sink, newTrace.ID))
+	metadatatest.AssertEqualProcessorVsrSamplerRetriedSpansSkipped(t, tt,
+		[]metricdata.DataPoint[int64]{{Value: 1}}, metricdatatest.IgnoreTimestamp())
+}
+
+// blockingConfig keeps every trace, with block_on_overflow and a budget one waiting trace fills.
+func blockingConfig() *Config {
+	cfg := createDefaultConfig().(*Config)
+	cfg.DefaultPercentage = 100
+	cfg.BlockOnOverflow = true
+	cfg.MaxBufferBytes = 2000
+	cfg.MaxTraceBytes = 2000
+	cfg.Shards = 1
+	return cfg
+}
+
+// splitRoot copies td's root span and the rest into two batches.
+func splitRoot(td ptrace.Traces) (root, rest ptrace.Traces) {
+	isRoot := func(s ptrace.Span) bool { return s.ParentSpanID().IsEmpty() }
+	return filter(td, isRoot), filter(td, func(s ptrace.Span) bool { return !isRoot(s) })
+}
+
+// filter copies the spans of td that keep accepts.
+func filter(td ptrace.Traces, keep func(ptrace.Span) bool) ptrace.Traces {
+	out := ptrace.NewTraces()
+	td.CopyTo(out)
+	out.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
+		rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
+			ss.Spans().RemoveIf(func(s ptrace.Span) bool { return !keep(s) })
+			return ss.Spans().Len() == 0
+		})
+		return rs.ScopeSpans().Len() == 0
+	})
+	return out
+}
+
+func spansOf(sink *consumertest.TracesSink, id pcommon.TraceID) int {
+	n := 0
+	for _, td := range sink.AllTraces() {
+		for _, rs := range td.ResourceSpans().All() {
+			for _, ss := range rs.ScopeSpans().All() {
+				for _, span := range ss.Spans().All() {
+					if span.TraceID() == id {
+						n++
+					}
+				}
+			}
+		}
+	}
+	return n
 }

@@ -25,23 +25,24 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                               metric.Meter
-	mu                                  sync.Mutex
-	registrations                       []metric.Registration
-	ProcessorVsrSamplerBufferLimit      metric.Int64ObservableGauge
-	ProcessorVsrSamplerBufferedBytes    metric.Int64ObservableGauge
-	ProcessorVsrSamplerBufferedTraces   metric.Int64ObservableGauge
-	ProcessorVsrSamplerDecisionLatency  metric.Float64Histogram
-	ProcessorVsrSamplerDuplicateSpans   metric.Int64Counter
-	ProcessorVsrSamplerLateSpans        metric.Int64Counter
-	ProcessorVsrSamplerMemoryBytes      metric.Int64ObservableGauge
-	ProcessorVsrSamplerOverflowRefusals metric.Int64Counter
-	ProcessorVsrSamplerRedeliveredSpans metric.Int64Counter
-	ProcessorVsrSamplerReleaseFailures  metric.Int64Counter
-	ProcessorVsrSamplerSpansDecided     metric.Int64Counter
-	ProcessorVsrSamplerSpillBytes       metric.Int64ObservableGauge
-	ProcessorVsrSamplerSpillFailures    metric.Int64Counter
-	ProcessorVsrSamplerTracesDecided    metric.Int64Counter
+	meter                                  metric.Meter
+	mu                                     sync.Mutex
+	registrations                          []metric.Registration
+	ProcessorVsrSamplerBufferLimit         metric.Int64ObservableGauge
+	ProcessorVsrSamplerBufferedBytes       metric.Int64ObservableGauge
+	ProcessorVsrSamplerBufferedTraces      metric.Int64ObservableGauge
+	ProcessorVsrSamplerDecisionLatency     metric.Float64Histogram
+	ProcessorVsrSamplerDuplicateSpans      metric.Int64Counter
+	ProcessorVsrSamplerLateSpans           metric.Int64Counter
+	ProcessorVsrSamplerMemoryBytes         metric.Int64ObservableGauge
+	ProcessorVsrSamplerOverflowRefusals    metric.Int64Counter
+	ProcessorVsrSamplerRedeliveredSpans    metric.Int64Counter
+	ProcessorVsrSamplerReleaseFailures     metric.Int64Counter
+	ProcessorVsrSamplerRetriedSpansSkipped metric.Int64Counter
+	ProcessorVsrSamplerSpansDecided        metric.Int64Counter
+	ProcessorVsrSamplerSpillBytes          metric.Int64ObservableGauge
+	ProcessorVsrSamplerSpillFailures       metric.Int64Counter
+	ProcessorVsrSamplerTracesDecided       metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -203,7 +204,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ProcessorVsrSamplerOverflowRefusals, err = builder.meter.Int64Counter(
 		"otelcol_processor_vsr_sampler_overflow_refusals",
-		metric.WithDescription("Batches refused because the buffer stayed full until their deadline (block_on_overflow). [Development]"),
+		metric.WithDescription("Batches refused because the buffer stayed full while they waited (block_on_overflow; at most half the time left until their deadline). [Development]"),
 		metric.WithUnit("{batches}"),
 	)
 	errs = errors.Join(errs, err)
@@ -216,6 +217,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ProcessorVsrSamplerReleaseFailures, err = builder.meter.Int64Counter(
 		"otelcol_processor_vsr_sampler_release_failures",
 		metric.WithDescription("Spans of kept traces lost - refused for good by the next component, beyond what redelivery may hold, undelivered at the shutdown deadline - and batches of parked spans that could not be read back. [Development]"),
+		metric.WithUnit("{spans}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorVsrSamplerRetriedSpansSkipped, err = builder.meter.Int64Counter(
+		"otelcol_processor_vsr_sampler_retried_spans_skipped",
+		metric.WithDescription("Spans a sender sent again in the retry of a batch refused under block_on_overflow, taken already from its first try and not taken twice. [Development]"),
 		metric.WithUnit("{spans}"),
 	)
 	errs = errors.Join(errs, err)

@@ -127,7 +127,7 @@ func AssertEqualProcessorVsrSamplerMemoryBytes(t *testing.T, tt *componenttest.T
 func AssertEqualProcessorVsrSamplerOverflowRefusals(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_processor_vsr_sampler_overflow_refusals",
-		Description: "Batches refused because the buffer stayed full until their deadline (block_on_overflow). [Development]",
+		Description: "Batches refused because the buffer stayed full while they waited (block_on_overflow; at most half the time left until their deadline). [Development]",
 		Unit:        "{batches}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -168,6 +168,22 @@ func AssertEqualProcessorVsrSamplerReleaseFailures(t *testing.T, tt *componentte
 		},
 	}
 	got, err := tt.GetMetric("otelcol_processor_vsr_sampler_release_failures")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
+func AssertEqualProcessorVsrSamplerRetriedSpansSkipped(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_processor_vsr_sampler_retried_spans_skipped",
+		Description: "Spans a sender sent again in the retry of a batch refused under block_on_overflow, taken already from its first try and not taken twice. [Development]",
+		Unit:        "{spans}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_processor_vsr_sampler_retried_spans_skipped")
 	require.NoError(t, err)
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }

@@ -46,6 +46,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ProcessorVsrSamplerOverflowRefusals.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerRedeliveredSpans.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerReleaseFailures.Add(context.Background(), 1)
+	tb.ProcessorVsrSamplerRetriedSpansSkipped.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerSpansDecided.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerSpillFailures.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerTracesDecided.Add(context.Background(), 1)
@@ -77,6 +78,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorVsrSamplerReleaseFailures(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorVsrSamplerRetriedSpansSkipped(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorVsrSamplerSpansDecided(t, testTel,

@@ -715,3 +715,24 @@ func TestMissingParentHoldsTheDecision(t *testing.T) {
 		})
 	}
 }
+
+// TakeNew leaves the spans of traces held or decided, and takes those of traces never seen.
+func TestTakeNewTakesOnlyUnseenTraces(t *testing.T) {
+	cfg := testConfig()
+	cfg.DefaultPercentage = 0
+	s, _ := newSampler(t, cfg)
+	open := build(routerconv.EraD, routersim.OutcomeOK, 1)
+	decided := build(routerconv.EraD, routersim.OutcomeOK, 2)
+	unseen := build(routerconv.EraD, routersim.OutcomeOK, 3)
+	n := open.SpanCount()
+	consume(s, batchOf(open, 0, n-1), t0)
+	consume(s, batchOf(decided, 0, decided.SpanCount()), t0)
+
+	batch := batchOf(open, n-1, n)
+	for _, tr := range []routersim.Trace{decided, unseen} {
+		batchOf(tr, 0, 1).ResourceSpans().MoveAndAppendTo(batch.ResourceSpans())
+	}
+	fresh := s.TakeNew(batch)
+	assert.Equal(t, []pcommon.SpanID{open.Spans().At(n - 1).SpanID(), decided.Spans().At(0).SpanID()}, spanIDs(batch))
+	assert.Equal(t, []pcommon.SpanID{unseen.Spans().At(0).SpanID()}, spanIDs(fresh))
+}
