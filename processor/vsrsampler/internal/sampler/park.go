@@ -65,12 +65,12 @@ func (s *Sampler) appendParked(sh *shard, si int32, td ptrace.Traces) {
 	encoded, _ := marshaler.MarshalTraces(td)
 	if t.data.len() == 0 && !t.has(flagChunks) {
 		t.data.set(encoded)
-		s.addSpanBytes(sh, t.data.capacity())
+		s.addSpanBytes(sh, allocSize(len(encoded)))
 		return
 	}
 	sh.chunks[si] = append(sh.chunks[si], encoded)
 	t.flags |= flagChunks
-	s.addSpanBytes(sh, int64(cap(encoded))+chunkCost)
+	s.addSpanBytes(sh, allocSize(len(encoded))+chunkCost)
 }
 
 // parked reports whether the trace holds spans, in memory or spilled.
@@ -99,10 +99,13 @@ func (sh *shard) inMemory(si int32) iter.Seq[[]byte] {
 // memoryBytes is what the trace's parked spans in memory take, as addSpanBytes counted it.
 func (sh *shard) memoryBytes(si int32) int64 {
 	t := &sh.slots[si]
-	n := t.data.capacity()
+	var n int64
+	if t.data.len() > 0 {
+		n = allocSize(t.data.capacity())
+	}
 	if t.has(flagChunks) {
 		for _, c := range sh.chunks[si] {
-			n += int64(cap(c)) + chunkCost
+			n += allocSize(cap(c)) + chunkCost
 		}
 	}
 	return n
@@ -126,7 +129,14 @@ func (s *Sampler) unpark(sh *shard, si int32) ptrace.Traces {
 	data := t.data.bytes()
 	if t.has(flagSpilled) || t.has(flagChunks) {
 		// Joined once, at release: only kept traces come here.
-		data = nil
+		n := 0
+		for _, ref := range sh.spilled[si] {
+			n += ref.Len()
+		}
+		for part := range sh.inMemory(si) {
+			n += len(part)
+		}
+		data = make([]byte, 0, n)
 		for _, ref := range sh.spilled[si] {
 			var err error
 			if data, err = s.cfg.Spill.Get(ref, data); err != nil {
