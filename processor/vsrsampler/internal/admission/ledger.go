@@ -23,9 +23,9 @@ type Ledger struct {
 
 	mu      sync.Mutex
 	entries map[uint64]*entry
-	// order lists the keys oldest first, for expiry and eviction; deleted keys stay until
+	// order lists the entries oldest first, for expiry and eviction; deleted ones stay until
 	// they reach the front.
-	order []uint64
+	order []ordered
 	ids   int
 	// pending mirrors len(entries) for a lock-free check on every batch.
 	pending bool
@@ -34,6 +34,12 @@ type Ledger struct {
 type entry struct {
 	taken map[pcommon.SpanID]struct{}
 	at    time.Time
+}
+
+// ordered is an entry in order: the key alone could name a later entry for the same batch.
+type ordered struct {
+	key uint64
+	e   *entry
 }
 
 // New returns a ledger that remembers a refused batch for ttl (the sender's retries end
@@ -103,7 +109,7 @@ func (l *Ledger) Record(key uint64, taken ptrace.Traces, now time.Time) {
 	if e == nil {
 		e = &entry{taken: map[pcommon.SpanID]struct{}{}}
 		l.entries[key] = e
-		l.order = append(l.order, key)
+		l.order = append(l.order, ordered{key, e})
 	}
 	e.at = now
 	for _, rs := range taken.ResourceSpans().All() {
@@ -117,7 +123,7 @@ func (l *Ledger) Record(key uint64, taken ptrace.Traces, now time.Time) {
 		}
 	}
 	for l.ids > l.maxIDs && len(l.order) > 0 {
-		l.drop(l.order[0])
+		l.dropIfLive(l.order[0])
 		l.order = l.order[1:]
 	}
 	l.pending = len(l.entries) > 0
@@ -145,16 +151,21 @@ func (l *Ledger) drop(key uint64) {
 	}
 }
 
+// dropIfLive drops o's entry unless it is gone already.
+func (l *Ledger) dropIfLive(o ordered) {
+	if l.entries[o.key] == o.e {
+		l.drop(o.key)
+	}
+}
+
 // expire forgets batches last taken from more than ttl ago.
 func (l *Ledger) expire(now time.Time) {
 	for len(l.order) > 0 {
-		e, ok := l.entries[l.order[0]]
-		if ok && now.Sub(e.at) < l.ttl {
+		o := l.order[0]
+		if l.entries[o.key] == o.e && now.Sub(o.e.at) < l.ttl {
 			break
 		}
-		if ok {
-			l.drop(l.order[0])
-		}
+		l.dropIfLive(o)
 		l.order = l.order[1:]
 	}
 	l.pending = len(l.entries) > 0

@@ -79,3 +79,17 @@ func TestLedgerForgetsOldBatchesAndBoundsItsMemory(t *testing.T) {
 	assert.Equal(t, 1, l.Skip(c, batch(5), t0.Add(90*time.Second)))
 	assert.Equal(t, 1, l.IDs())
 }
+
+// A batch done and refused again later is a new entry, evicted in its own turn: its earlier
+// place in the order is not its place.
+func TestLedgerEvictsOldestLiveEntryFirst(t *testing.T) {
+	l := New(time.Minute, 3)
+	a, c := Key(batch(1, 2)), Key(batch(3, 4))
+	l.Record(a, batch(1), t0)
+	l.Done(a)
+	l.Record(c, batch(3), t0.Add(time.Second))
+	l.Record(a, batch(2), t0.Add(2*time.Second))
+	l.Record(Key(batch(5, 6)), batch(5, 6), t0.Add(3*time.Second)) // 4 IDs: one batch goes
+	assert.Zero(t, l.Skip(c, batch(3, 4), t0.Add(4*time.Second)), "c was the oldest")
+	assert.Equal(t, 1, l.Skip(a, batch(1, 2), t0.Add(4*time.Second)), "a's second entry stays")
+}
