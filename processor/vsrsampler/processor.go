@@ -389,6 +389,9 @@ func (p *samplerProcessor) overBudget(factor int64) bool {
 // within that deadline (the OpenTelemetry SDKs' export timeout covers their retries), so a
 // refusal at the deadline itself would end the request instead of retrying it.
 func (p *samplerProcessor) waitForRoom(ctx context.Context, factor int64) error {
+	if !p.overBudget(factor) {
+		return nil
+	}
 	var giveUp <-chan time.Time
 	if deadline, ok := ctx.Deadline(); ok {
 		t := time.NewTimer(time.Until(deadline) / 2)

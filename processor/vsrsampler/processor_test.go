@@ -213,10 +213,7 @@ func lastRoot(t *testing.T, sink *consumertest.TracesSink) ptrace.Span {
 // the root that completes the trace filling the budget. Holding it back with the rest of its
 // batch would keep that trace, and the budget, waiting for the sender's retry.
 func TestBlockOnOverflowTakesWhatCompletesHeldTraces(t *testing.T) {
-	tt := newTelemetry(t)
-	cfg := blockingConfig()
-	sink := new(consumertest.TracesSink)
-	p := startProcessor(t, tt, cfg, sink)
+	p, _, sink := startBlocking(t)
 	held := simulate(routerconv.EraD, routersim.OutcomeOK, "math", 1)
 	root, rest := splitRoot(held.Traces)
 	require.NoError(t, p.ConsumeTraces(context.Background(), rest))
@@ -234,10 +231,7 @@ func TestBlockOnOverflowTakesWhatCompletesHeldTraces(t *testing.T) {
 // A batch refused at its deadline comes back whole from its sender: the spans taken from it
 // before are not taken twice.
 func TestBlockOnOverflowRetryTakesOnlyTheRest(t *testing.T) {
-	tt := newTelemetry(t)
-	cfg := blockingConfig()
-	sink := new(consumertest.TracesSink)
-	p := startProcessor(t, tt, cfg, sink)
+	p, tt, sink := startBlocking(t)
 	held := simulate(routerconv.EraD, routersim.OutcomeOK, "math", 1)
 	root, rest := splitRoot(held.Traces)
 	// The router's last child of the held trace comes in the batch that is refused.
@@ -266,15 +260,18 @@ func TestBlockOnOverflowRetryTakesOnlyTheRest(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}}, metricdatatest.IgnoreTimestamp())
 }
 
-// blockingConfig keeps every trace, with block_on_overflow and a budget one waiting trace fills.
-func blockingConfig() *Config {
+// startBlocking starts a processor that keeps every trace, with block_on_overflow and a budget
+// one waiting trace fills.
+func startBlocking(t *testing.T) (processor.Traces, *componenttest.Telemetry, *consumertest.TracesSink) {
 	cfg := createDefaultConfig().(*Config)
 	cfg.DefaultPercentage = 100
 	cfg.BlockOnOverflow = true
 	cfg.MaxBufferBytes = 2000
 	cfg.MaxTraceBytes = 2000
 	cfg.Shards = 1
-	return cfg
+	tt := newTelemetry(t)
+	sink := new(consumertest.TracesSink)
+	return startProcessor(t, tt, cfg, sink), tt, sink
 }
 
 // splitRoot copies td's root span and the rest into two batches.

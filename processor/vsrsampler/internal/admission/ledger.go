@@ -27,8 +27,6 @@ type Ledger struct {
 	// they reach the front.
 	order []ordered
 	ids   int
-	// pending mirrors len(entries) for a lock-free check on every batch.
-	pending bool
 }
 
 type entry struct {
@@ -72,7 +70,7 @@ func Key(td ptrace.Traces) uint64 {
 func (l *Ledger) Pending() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.pending
+	return len(l.entries) > 0
 }
 
 // Skip removes from td the spans taken before from the batch named key, and returns how many.
@@ -126,7 +124,6 @@ func (l *Ledger) Record(key uint64, taken ptrace.Traces, now time.Time) {
 		l.dropIfLive(l.order[0])
 		l.order = l.order[1:]
 	}
-	l.pending = len(l.entries) > 0
 }
 
 // Done forgets the batch named key: all of it was taken.
@@ -134,7 +131,6 @@ func (l *Ledger) Done(key uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.drop(key)
-	l.pending = len(l.entries) > 0
 }
 
 // IDs returns how many span IDs the ledger holds.
@@ -168,5 +164,4 @@ func (l *Ledger) expire(now time.Time) {
 		l.dropIfLive(o)
 		l.order = l.order[1:]
 	}
-	l.pending = len(l.entries) > 0
 }

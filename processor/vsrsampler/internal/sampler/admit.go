@@ -44,10 +44,7 @@ func (s *Sampler) TakeNew(td ptrace.Traces) ptrace.Traces {
 			})
 		}
 	}
-	td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
-		rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool { return ss.Spans().Len() == 0 })
-		return rs.ScopeSpans().Len() == 0
-	})
+	removeEmpty(td)
 	return fresh
 }
 

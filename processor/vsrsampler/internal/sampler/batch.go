@@ -217,6 +217,11 @@ func (b *batch) removeUnpassed(td ptrace.Traces) {
 			return f != fatePass
 		})
 	}
+	removeEmpty(td)
+}
+
+// removeEmpty takes the resources and scopes left without spans out of td.
+func removeEmpty(td ptrace.Traces) {
 	td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
 		rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool { return ss.Spans().Len() == 0 })
 		return rs.ScopeSpans().Len() == 0
