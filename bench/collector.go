@@ -19,6 +19,7 @@ type collector struct {
 	otelcol, config, log string
 	env                  []string
 	otlp, health         int
+	metrics              int // the telemetry's Prometheus port, served when a config turns it on
 	cmd                  *exec.Cmd
 	exited               chan error
 	idleRate             float64 // CPU seconds per second when idle
@@ -46,10 +47,15 @@ func startCollector(otelcol, config, name string, env []string, s *sink) (*colle
 	if err != nil {
 		return nil, err
 	}
-	c := &collector{otlp: otlp, health: health, otelcol: otelcol, config: config,
+	metrics, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	c := &collector{otlp: otlp, health: health, metrics: metrics, otelcol: otelcol, config: config,
 		log: filepath.Join(os.TempDir(), "bench-"+strings.NewReplacer(" ", "-", ",", "", "×", "x", "/", "-").Replace(name)+".log")}
 	c.env = append(os.Environ(), append(env,
-		"BENCH_OTLP_PORT="+strconv.Itoa(otlp), "BENCH_HEALTH_PORT="+strconv.Itoa(health), "BENCH_SINK="+s.addr)...)
+		"BENCH_OTLP_PORT="+strconv.Itoa(otlp), "BENCH_HEALTH_PORT="+strconv.Itoa(health),
+		"BENCH_METRICS_PORT="+strconv.Itoa(metrics), "BENCH_SINK="+s.addr)...)
 	if err := c.launch(); err != nil {
 		return nil, err
 	}

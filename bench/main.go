@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -38,6 +39,8 @@ type scenario struct {
 	drain time.Duration
 	// baseline is the pass-through row at the same load and cores, for the ratios.
 	baseline string
+	// telemetry turns the collector's telemetry on and samples the sampler's (turnover.go).
+	telemetry bool
 }
 
 // Rows named in the report's goals.
@@ -59,6 +62,8 @@ var scenarios = []scenario{
 	{name: "vsr_attributes only", config: "attrs.yaml", rateFactor: 1, baseline: rowPass},
 	{name: rowOurs, config: "ours.yaml", rateFactor: 1, drain: 2 * time.Second, baseline: rowPass},
 	{name: "ours, spill", config: "ours.yaml", rateFactor: 1, spill: true, drain: 2 * time.Second, baseline: rowPass},
+	{name: "ours, rescue_window 0, telemetry on", config: "ours.yaml", rateFactor: 1, env: []string{"BENCH_RESCUE_WINDOW=0s"},
+		drain: 2 * time.Second, baseline: rowPass, telemetry: true},
 	{name: rowPass3, config: "passthrough.yaml", rateFactor: 3, baseline: rowPass3},
 	{name: "ours, 3× load, 8 MiB budget, spill", config: "ours.yaml", rateFactor: 3, spill: true, env: budget8MiB,
 		drain: 2 * time.Second, baseline: rowPass3},
@@ -68,7 +73,7 @@ var scenarios = []scenario{
 	{name: "ours, 3× load, 8 MiB budget, default_percentage 0", config: "ours.yaml", rateFactor: 3,
 		env: append(slices.Clone(budget8MiB), "BENCH_DEFAULT_PERCENTAGE=0"), drain: 2 * time.Second, baseline: rowPass3},
 	{name: "ours, 3× load, 8 MiB budget, block_on_overflow", config: "ours.yaml", rateFactor: 3,
-		env: append(slices.Clone(budget8MiB), "BENCH_BLOCK_ON_OVERFLOW=true"), drain: 2 * time.Second, baseline: rowPass3},
+		env: append(slices.Clone(budget8MiB), "BENCH_BLOCK_ON_OVERFLOW=true"), drain: 2 * time.Second, baseline: rowPass3, telemetry: true},
 	{name: rowPass1CPU, config: "passthrough.yaml", rateFactor: 1, env: []string{"GOMAXPROCS=1"}, baseline: rowPass1CPU},
 	{name: rowTuned + ", GOMAXPROCS=1", config: "contrib-tuned.yaml", rateFactor: 1, env: []string{"GOMAXPROCS=1"},
 		drain: 2 * time.Second, baseline: rowPass1CPU},
@@ -238,12 +243,27 @@ func runScenario(o options, sc scenario, s *sink, rate float64, duration time.Du
 		defer os.RemoveAll(dir)
 		env = append(env, "BENCH_SPILL_DIR="+dir)
 	}
+	if sc.telemetry {
+		env = append(env, "BENCH_TELEMETRY_LEVEL=normal")
+	}
 	c, err := startCollector(o.otelcol, filepath.Join(o.configs, sc.config), sc.name, env, s)
 	if err != nil {
 		return r, err
 	}
+	loaded := make(chan struct{})
+	watched := make(chan error, 1)
+	if sc.telemetry {
+		go func() {
+			var err error
+			r.turnover, err = watchTurnover(c.metrics, loaded)
+			watched <- err
+		}()
+	} else {
+		watched <- nil
+	}
 	stats, manifest, err := send(c.endpoint(), traffic(rate, duration, o.seed), 5)
-	if err != nil {
+	close(loaded)
+	if err = errors.Join(err, <-watched); err != nil {
 		c.kill()
 		return r, err
 	}

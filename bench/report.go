@@ -27,6 +27,8 @@ type result struct {
 	// to the arrival of its last span; byEra splits them by router era.
 	endToExport []time.Duration
 	byEra       map[string][]time.Duration
+	// turnover is read from the sampler's telemetry, for scenarios that turn it on.
+	turnover turnover
 }
 
 func (r *result) measure(manifest []loadgen.Entry, s *sink) {
@@ -211,6 +213,7 @@ func (rep report) writeTable(b *strings.Builder) {
 		}
 		b.WriteString("\n")
 	}
+	writeTurnover(b, rep.table)
 }
 
 // tunedPeer is the tuned contrib row a scenario's CPU is compared with: the one on the same cores.
