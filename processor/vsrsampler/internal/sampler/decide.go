@@ -76,6 +76,7 @@ func (s *Sampler) settle(sh *shard, b *batch, ti int32, now time.Time, out *outp
 			}
 		case outcomeHeld:
 			s.parkHere(sh, si, in)
+			s.packParked(sh, si)
 		}
 	default:
 		s.parkHere(sh, si, in)
@@ -377,8 +378,14 @@ func (s *Sampler) decide(sh *shard, si int32, trigger Trigger, now time.Time, cl
 
 // finish decides a trace if it is open and closes it if kept: the trace is done.
 func (s *Sampler) finish(sh *shard, si int32, trigger Trigger, now time.Time, out *output) {
-	if sh.slots[si].phase == phaseOpen && s.decide(sh, si, trigger, now, true, out) != outcomeKept {
-		return
+	if sh.slots[si].phase == phaseOpen {
+		switch s.decide(sh, si, trigger, now, true, out) {
+		case outcomeHeld:
+			s.packParked(sh, si)
+			return
+		case outcomeGone:
+			return
+		}
 	}
 	s.close(sh, si, now, nil, out)
 }

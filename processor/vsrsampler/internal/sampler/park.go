@@ -127,8 +127,8 @@ func (s *Sampler) dropMemory(sh *shard, si int32) {
 func (s *Sampler) unpark(sh *shard, si int32) ptrace.Traces {
 	t := &sh.slots[si]
 	data := t.data.bytes()
-	if t.has(flagSpilled) || t.has(flagChunks) {
-		// Joined once, at release: only kept traces come here.
+	if t.has(flagSpilled) || t.has(flagChunks) || (len(data) > 0 && data[0] == packedTag) {
+		// Joined once, at release: only kept and rescued traces come here.
 		n := 0
 		for _, ref := range sh.spilled[si] {
 			n += ref.Len()
@@ -138,14 +138,20 @@ func (s *Sampler) unpark(sh *shard, si int32) ptrace.Traces {
 		}
 		data = make([]byte, 0, n)
 		for _, ref := range sh.spilled[si] {
-			var err error
-			if data, err = s.cfg.Spill.Get(ref, data); err != nil {
+			part, err := s.cfg.Spill.Get(ref, nil)
+			if err == nil {
+				data, err = appendUnpacked(data, part)
+			}
+			if err != nil {
 				s.obs.SpillFailed(err)
 			}
 			s.cfg.Spill.Free(ref)
 		}
 		for part := range sh.inMemory(si) {
-			data = append(data, part...)
+			var err error
+			if data, err = appendUnpacked(data, part); err != nil {
+				s.obs.Lost(errors.Join(errParkedUnreadable, err))
+			}
 		}
 		delete(sh.spilled, si)
 		t.flags &^= flagSpilled

@@ -73,7 +73,7 @@ type slot struct {
 	// data are the trace's first parked spans in memory, as OTLP TracesData: one
 	// ResourceSpans record per batch group they came in; later ones are the shard's chunks.
 	// Encoded, a span takes about a quarter of its in-memory form, and spans of dropped traces
-	// are never decoded.
+	// are never decoded. Held for rescue, they are one packed record (pack.go).
 	data buffer
 	// first is when the first span arrived (Unix ns); last and rootAt are milliseconds after
 	// it: the last span's arrival (for a rescuable trace, its drop) and the root's.

@@ -1,0 +1,132 @@
+package sampler
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
+	"github.com/otelcol-vsr/otelcol-vsr/internal/routersim"
+)
+
+// A dropped trace's spans wait out the rescue window packed, in less memory than one
+// encoding of the trace, whether it was dropped as its last batch came or in the one batch
+// that brought it all; a late error brings every span back as it came, after a late span
+// joined the packed ones, from memory and from the spill.
+func TestRescuableSpansWaitPacked(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cuts    []int // where the trace's spans split into batches; negative: from the end
+		spilled bool
+	}{
+		{name: "over three batches", cuts: []int{2, -1}},
+		{name: "in one batch"},
+		{name: "over three batches, spilled", cuts: []int{2, -1}, spilled: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.Shards = 1
+			cfg.DefaultPercentage = 0
+			cfg.RescueWindow = time.Minute
+			sp := newCountingSpill(t)
+			cfg.Spill = sp
+			s, rec := newSampler(t, cfg)
+			tr := build(routerconv.EraD, routersim.OutcomeOK, 1)
+			n := tr.SpanCount()
+			from := 0
+			for _, cut := range append(tc.cuts, n) {
+				if cut < 0 {
+					cut += n
+				}
+				require.Zero(t, consume(s, batchOf(tr, from, cut), t0).SpanCount())
+				from = cut
+			}
+			require.Equal(t, 1, rec.count(TriggerRoot, ReasonDefault), "complete and dropped")
+
+			var sizer ptrace.ProtoMarshaler
+			whole := int64(sizer.TracesSize(tr.Traces))
+			held := s.Memory(PartSpans)
+			t.Logf("held for rescue: %d B; the trace encoded once: %d B", held, whole)
+			assert.Less(t, held, whole*3/4, "packed")
+
+			late := modelServerSpan(tr.ID, 1, false)
+			require.Zero(t, consume(s, late, t0.Add(time.Second)).SpanCount(), "joins the packed spans")
+			if tc.spilled {
+				held, _ := s.Held()
+				s.cfg.MaxBufferBytes = held // the next waiting trace takes the sampler over budget
+				require.Zero(t, consume(s, rootless(2), t0.Add(time.Second)).SpanCount())
+				require.Positive(t, sp.puts)
+				require.Zero(t, s.Memory(PartSpans), "every parked span in the spill")
+			}
+			out := consume(s, modelServerSpan(tr.ID, 2, true), t0.Add(2*time.Second))
+
+			require.Zero(t, rec.lost)
+			assert.Equal(t, n+2, out.SpanCount(), "the whole trace comes back, the late span with it")
+			sent := spansByID(tr.Traces)
+			for id, span := range spansByID(out) {
+				if want, ok := sent[id]; ok && !routerconv.IsLocalRoot(want) {
+					assert.Equal(t, want.Attributes().AsRaw(), span.Attributes().AsRaw(), "span %s", span.Name())
+				}
+			}
+		})
+	}
+}
+
+func spansByID(td ptrace.Traces) map[pcommon.SpanID]ptrace.Span {
+	m := map[pcommon.SpanID]ptrace.Span{}
+	for _, rs := range td.ResourceSpans().All() {
+		for _, ss := range rs.ScopeSpans().All() {
+			for _, span := range ss.Spans().All() {
+				m[span.SpanID()] = span
+			}
+		}
+	}
+	return m
+}
+
+// A parked part reads back as its plain records, packed blocks unpacked, in order; a part it
+// cannot read is an error with the records before it kept, never a panic.
+func TestAppendUnpacked(t *testing.T) {
+	plain := func(payload string) []byte { return protowire.AppendString([]byte{plainTag}, payload) }
+	join := func(parts ...[]byte) []byte {
+		var out []byte
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	packed := func(records ...[]byte) []byte {
+		block := snappy.Encode(nil, join(records...))
+		return append(protowire.AppendVarint([]byte{packedTag}, uint64(len(block))), block...)
+	}
+	a, b, c := plain("resource spans a"), plain("b"), plain("resource spans c, longer")
+	for i, tc := range []struct {
+		part, want []byte
+		wantError  bool
+	}{
+		{part: join(a, b), want: join(a, b)},
+		{part: join(packed(a, b), c), want: join(a, b, c)},
+		{part: join(a, packed(b), c), want: join(a, b, c)},
+		{part: join(a, []byte{0x12, 1, 0}), want: a, wantError: true},                        // not a record of ours
+		{part: join(a, b[:len(b)-1]), want: a, wantError: true},                              // truncated
+		{part: []byte{plainTag, 0xff, 0xff, 0xff, 0xff, 0x0f}, wantError: true},              // length past the end
+		{part: join(a, []byte{packedTag, 3, 0xff, 0xff, 0xff}, c), want: a, wantError: true}, // corrupt block
+	} {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			got, err := appendUnpacked(nil, tc.part)
+			if tc.wantError {
+				require.ErrorIs(t, err, errPartUnreadable)
+			} else {
+				require.NoError(t, err)
+			}
+			assert.Equal(t, string(tc.want), string(got))
+		})
+	}
+}
