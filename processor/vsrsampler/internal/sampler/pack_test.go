@@ -31,13 +31,7 @@ func TestRescuableSpansWaitPacked(t *testing.T) {
 		{name: "over three batches, spilled", cuts: []int{2, -1}, spilled: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := testConfig()
-			cfg.Shards = 1
-			cfg.DefaultPercentage = 0
-			cfg.RescueWindow = time.Minute
-			sp := newCountingSpill(t)
-			cfg.Spill = sp
-			s, rec := newSampler(t, cfg)
+			s, rec, sp := newRescuingSampler(t)
 			tr := build(routerconv.EraD, routersim.OutcomeOK, 1)
 			n := tr.SpanCount()
 			from := 0
@@ -59,10 +53,7 @@ func TestRescuableSpansWaitPacked(t *testing.T) {
 			late := modelServerSpan(tr.ID, 1, false)
 			require.Zero(t, consume(s, late, t0.Add(time.Second)).SpanCount(), "joins the packed spans")
 			if tc.spilled {
-				held, _ := s.Held()
-				s.cfg.MaxBufferBytes = held // the next waiting trace takes the sampler over budget
-				require.Zero(t, consume(s, rootless(2), t0.Add(time.Second)).SpanCount())
-				require.Positive(t, sp.puts)
+				overBudgetWithSpill(t, s, sp, t0.Add(time.Second))
 				require.Zero(t, s.Memory(PartSpans), "every parked span in the spill")
 			}
 			out := consume(s, modelServerSpan(tr.ID, 2, true), t0.Add(2*time.Second))

@@ -16,6 +16,29 @@ import (
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routersim"
 )
 
+// newRescuingSampler is one shard that drops what no rule keeps and holds dropped traces for
+// rescue, with a spill.
+func newRescuingSampler(t *testing.T) (*Sampler, *recorder, *countingSpill) {
+	cfg := testConfig()
+	cfg.Shards = 1
+	cfg.DefaultPercentage = 0
+	cfg.RescueWindow = time.Minute
+	sp := newCountingSpill(t)
+	cfg.Spill = sp
+	s, rec := newSampler(t, cfg)
+	return s, rec, sp
+}
+
+// overBudgetWithSpill lowers the budget to what is held and sends a new waiting trace, which
+// takes the sampler over it: relief goes through the spill.
+func overBudgetWithSpill(t *testing.T, s *Sampler, sp *countingSpill, now time.Time) {
+	t.Helper()
+	held, _ := s.Held()
+	s.cfg.MaxBufferBytes = held
+	require.Zero(t, consume(s, rootless(2), now).SpanCount())
+	require.Positive(t, sp.puts, "relieved through the spill")
+}
+
 // rootless is an era D request without its root, which ends last: it stays open.
 func rootless(seed uint64) ptrace.Traces {
 	tr := build(routerconv.EraD, routersim.OutcomeOK, seed)
@@ -205,22 +228,13 @@ func TestBookkeepingPerWaitingTrace(t *testing.T) {
 // Over budget with a spill, the spans held for rescue move to the spill instead of being given
 // up: a late error from another service still brings the whole trace back.
 func TestRescuableSpansSpillUnderPressure(t *testing.T) {
-	cfg := testConfig()
-	cfg.Shards = 1
-	cfg.DefaultPercentage = 0
-	cfg.RescueWindow = time.Minute
-	sp := newCountingSpill(t)
-	cfg.Spill = sp
-	s, _ := newSampler(t, cfg)
+	s, _, sp := newRescuingSampler(t)
 	dropped := build(routerconv.EraD, routersim.OutcomeOK, 1)
 	n := dropped.SpanCount()
 	require.Zero(t, consume(s, batchOf(dropped, 0, n-1), t0).SpanCount())
 	require.Zero(t, consume(s, batchOf(dropped, n-1, n), t0).SpanCount(), "complete and dropped: held for rescue")
-	held, _ := s.Held()
 
-	s.cfg.MaxBufferBytes = held // the next waiting trace takes the sampler over budget
-	require.Zero(t, consume(s, rootless(2), t0).SpanCount())
-	require.Positive(t, sp.puts, "relieved through the spill")
+	overBudgetWithSpill(t, s, sp, t0)
 
 	out := consume(s, modelServerSpan(dropped.ID, 1, true), t0.Add(time.Second))
 	assert.Equal(t, n+1, out.SpanCount(), "the late error brings the whole trace back")
