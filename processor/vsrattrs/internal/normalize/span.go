@@ -213,8 +213,18 @@ func (w *work) splitPath(key, raw string) {
 	case QueryKeep:
 		w.writes = append(w.writes, write{"url.query", value{typ: TypeString, s: query}})
 	case QueryRedactValues:
-		w.writes = append(w.writes, write{"url.query", value{typ: TypeString, s: redactQueryValues(query)}})
+		w.writes = append(w.writes, write{"url.query", value{typ: TypeString, s: w.bounded("url.query", redactQueryValues(query))}})
 	}
+}
+
+// bounded holds a string the normalizer rewrote to max_value_bytes, counting a cut: redacting
+// a query's values can lengthen it past the bound its raw path was held to, and a second pass
+// would cut it then.
+func (w *work) bounded(key, s string) string {
+	var issues issueSet
+	s = truncate(s, w.n.opts.MaxValueBytes, &issues)
+	w.countAll(issues, key)
+	return s
 }
 
 // redactQueryInPlace rewrites a raw path whose query carries values (user=…) as url_query
@@ -227,7 +237,7 @@ func (w *work) redactQueryInPlace(key string, pv pcommon.Value) {
 	if w.n.opts.URLQuery == QueryRedactValues {
 		path += "?" + redactQueryValues(query)
 	}
-	w.writes = append(w.writes, write{key, value{typ: TypeString, s: path}})
+	w.writes = append(w.writes, write{key, value{typ: TypeString, s: w.bounded(key, path)}})
 	w.count(IssueRedacted, key)
 }
 
