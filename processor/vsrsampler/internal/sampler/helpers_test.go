@@ -186,12 +186,25 @@ func batchOf(tr routersim.Trace, from, to int) ptrace.Traces {
 	src := tr.Traces.ResourceSpans().At(0)
 	rs := td.ResourceSpans().AppendEmpty()
 	src.Resource().CopyTo(rs.Resource())
+	rs.SetSchemaUrl(src.SchemaUrl())
 	ss := rs.ScopeSpans().AppendEmpty()
 	src.ScopeSpans().At(0).Scope().CopyTo(ss.Scope())
+	ss.SetSchemaUrl(src.ScopeSpans().At(0).SchemaUrl())
 	for i := from; i < to; i++ {
 		tr.Spans().At(i).CopyTo(ss.Spans().AppendEmpty())
 	}
 	return td
+}
+
+// schemaURLs lists the resource and scope schema URLs of each span group in td.
+func schemaURLs(td ptrace.Traces) []string {
+	var urls []string
+	for _, rs := range td.ResourceSpans().All() {
+		for _, ss := range rs.ScopeSpans().All() {
+			urls = append(urls, rs.SchemaUrl()+" "+ss.SchemaUrl())
+		}
+	}
+	return urls
 }
 
 // spanIDs lists the span IDs in td.

@@ -205,12 +205,14 @@ func (s *Sampler) releaseParked(sh *shard, si int32, th sampling.Threshold, fin 
 	}
 }
 
-// moveSpan moves span, with a copy of its resource and scope, into dst.
+// moveSpan moves span, with a copy of its resource and scope and their schema URLs, into dst.
 func moveSpan(span ptrace.Span, rs ptrace.ResourceSpans, ss ptrace.ScopeSpans, dst ptrace.Traces) {
 	drs := dst.ResourceSpans().AppendEmpty()
 	rs.Resource().CopyTo(drs.Resource())
+	drs.SetSchemaUrl(rs.SchemaUrl())
 	dss := drs.ScopeSpans().AppendEmpty()
 	ss.Scope().CopyTo(dss.Scope())
+	dss.SetSchemaUrl(ss.SchemaUrl())
 	span.MoveTo(dss.Spans().AppendEmpty())
 }
 

@@ -188,6 +188,35 @@ func TestErrorKeepsImmediatelyAndLateSpansFollow(t *testing.T) {
 	requireHeldZero(t, s)
 }
 
+// A root kept back for the close of a trace kept early keeps its resource's and scope's schema
+// URLs, like every other span of the trace.
+func TestRootKeptForTheCloseKeepsSchemaURLs(t *testing.T) {
+	cfg := testConfig()
+	cfg.DefaultPercentage = 0
+	s, _ := newSampler(t, cfg)
+	tr := build(routerconv.EraC, routersim.OutcomeError, 4)
+	rs := tr.Traces.ResourceSpans().At(0)
+	rs.SetSchemaUrl("https://opentelemetry.io/schemas/1.26.0")
+	rs.ScopeSpans().At(0).SetSchemaUrl("https://opentelemetry.io/schemas/1.27.0")
+	want := "https://opentelemetry.io/schemas/1.26.0 https://opentelemetry.io/schemas/1.27.0"
+	errAt := -1
+	for i, span := range tr.Spans().All() {
+		if routerconv.Classify(span, true).Has(routerconv.SigError) {
+			errAt = i
+			break
+		}
+	}
+	require.Less(t, indexOf(tr, "semantic_router.request.received"), errAt, "the root is parked when the error keeps the trace")
+
+	require.Zero(t, consume(s, batchOf(tr, 0, errAt), t0).SpanCount())
+	early := consume(s, batchOf(tr, errAt, errAt+1), t0.Add(time.Millisecond))
+	rest := consume(s, batchOf(tr, errAt+1, tr.SpanCount()), t0.Add(5*time.Second))
+	rootIn(t, rest)
+	for _, got := range append(schemaURLs(early), schemaURLs(rest)...) {
+		assert.Equal(t, want, got)
+	}
+}
+
 // Guard blocks are kept in every era, from the raw spans (no vsr_attributes in front), and
 // reported as blocked with their reason. A block that shows only by what does not follow (a
 // guard match in eras A and C) is known complete after the grace period.
