@@ -133,20 +133,28 @@ func (st stream) batch(i int) ptrace.Traces {
 	return td
 }
 
-// runStream feeds a stream through a sampler and checks the properties every stream must
-// keep; ordered streams must also keep traces whole. With sp, the memory budget is a fraction
-// of what the stream needs and the rest spills.
-func runStream(t *testing.T, seed uint64, ordered bool, sp *countingSpill) {
-	runStreamOf(t, newStream(seed, ordered, 0), seed, ordered, sp, false)
+// streamRun is how a stream is fed. Ordered streams must also keep traces whole. With spill,
+// the memory budget is a fraction of what the stream needs and the rest spills; with dynamic,
+// the rate comes from dynamic sampling; with rescue, dropped traces wait out the default
+// rescue window (packed). None of them may change what is kept whole.
+type streamRun struct {
+	seed            uint64
+	ordered         bool
+	spill           *countingSpill
+	dynamic, rescue bool
 }
 
-// runStreamOf checks the stream's properties; with dynamic, the rate comes from dynamic
-// sampling, which must not change what is kept whole.
-func runStreamOf(t *testing.T, st stream, seed uint64, ordered bool, sp *countingSpill, dynamic bool) {
+// runStream feeds a stream through a sampler and checks the properties every stream must keep.
+// It returns what the sampler reported.
+func runStream(t *testing.T, st stream, r streamRun) *recorder {
+	seed, ordered, sp := r.seed, r.ordered, r.spill
 	cfg := testConfig()
 	cfg.DefaultPercentage = 30
-	if dynamic {
+	if r.dynamic {
 		cfg.Dynamic = &Dynamic{Keys: []string{"category.name"}, TargetPerSecond: 5, Window: 2 * time.Second}
+	}
+	if r.rescue {
+		cfg.RescueWindow = routerconv.ExportInterval // the default
 	}
 	if sp != nil {
 		cfg.Shards, cfg.MaxBufferBytes, cfg.Spill = 1, spilledBudget, sp
@@ -227,13 +235,14 @@ func runStreamOf(t *testing.T, st stream, seed uint64, ordered bool, sp *countin
 			}
 		}
 	}
+	return rec
 }
 
 // Dynamic sampling decides the rates, not what is kept whole.
 func TestPropertyDynamicStreams(t *testing.T) {
 	for seed := range uint64(60) {
 		ordered := seed%2 == 0
-		runStreamOf(t, newStream(seed, ordered, 0), seed, ordered, nil, true)
+		runStream(t, newStream(seed, ordered, 0), streamRun{seed: seed, ordered: ordered, dynamic: true})
 	}
 }
 
@@ -242,14 +251,22 @@ const spilledBudget = 12 << 10
 
 func TestPropertyOrderedStreams(t *testing.T) {
 	for seed := range uint64(150) {
-		runStream(t, seed, true, nil)
+		runStream(t, newStream(seed, true, 0), streamRun{seed: seed, ordered: true, rescue: seed%2 == 1})
 	}
 }
 
+// Shuffled streams also take a trace as complete before its error arrives: half of them run
+// with the rescue window, which must bring such traces back.
 func TestPropertyShuffledStreams(t *testing.T) {
+	rescued := 0
 	for seed := range uint64(150) {
-		runStream(t, seed, false, nil)
+		rec := runStream(t, newStream(seed, false, 0), streamRun{seed: seed, rescue: seed%2 == 1})
+		rescued += rec.late[LateRescued]
 	}
+	if rescued == 0 {
+		t.Fatal("no stream rescued a dropped trace")
+	}
+	t.Logf("%d late spans rescued a dropped trace", rescued)
 }
 
 // Spilling changes where spans wait, not what becomes of them.
@@ -257,7 +274,7 @@ func TestPropertySpilledStreams(t *testing.T) {
 	spilled := 0
 	for seed := range uint64(100) {
 		sp := newCountingSpill(t)
-		runStream(t, seed, seed%2 == 0, sp)
+		runStream(t, newStream(seed, seed%2 == 0, 0), streamRun{seed: seed, ordered: seed%2 == 0, spill: sp, rescue: seed%4 < 2})
 		if sp.puts > 0 {
 			spilled++
 		}
@@ -271,15 +288,16 @@ func TestPropertySpilledStreams(t *testing.T) {
 // of traces, up to 16, so that it tries thousands of streams a second; the property tests above
 // run the long ones.
 func FuzzStream(f *testing.F) {
-	f.Add(uint64(1), true, false, false, uint8(12))
-	f.Add(uint64(2), false, true, false, uint8(15))
-	f.Add(uint64(3), true, false, true, uint8(2))
-	f.Add(uint64(4), false, true, true, uint8(9))
-	f.Fuzz(func(t *testing.T, seed uint64, ordered, spilled, dynamic bool, traces uint8) {
-		var sp *countingSpill
+	f.Add(uint64(1), true, false, false, false, uint8(12))
+	f.Add(uint64(2), false, true, false, true, uint8(15))
+	f.Add(uint64(3), true, false, true, false, uint8(2))
+	f.Add(uint64(4), false, true, true, true, uint8(9))
+	f.Add(uint64(5), true, true, false, true, uint8(14))
+	f.Fuzz(func(t *testing.T, seed uint64, ordered, spilled, dynamic, rescue bool, traces uint8) {
+		r := streamRun{seed: seed, ordered: ordered, dynamic: dynamic, rescue: rescue}
 		if spilled {
-			sp = newCountingSpill(t)
+			r.spill = newCountingSpill(t)
 		}
-		runStreamOf(t, newStream(seed, ordered, 1+int(traces)%16), seed, ordered, sp, dynamic)
+		runStream(t, newStream(seed, ordered, 1+int(traces)%16), r)
 	})
 }
