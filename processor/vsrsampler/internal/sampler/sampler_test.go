@@ -199,13 +199,7 @@ func TestRootKeptForTheCloseKeepsSchemaURLs(t *testing.T) {
 	rs.SetSchemaUrl("https://opentelemetry.io/schemas/1.26.0")
 	rs.ScopeSpans().At(0).SetSchemaUrl("https://opentelemetry.io/schemas/1.27.0")
 	want := "https://opentelemetry.io/schemas/1.26.0 https://opentelemetry.io/schemas/1.27.0"
-	errAt := -1
-	for i, span := range tr.Spans().All() {
-		if routerconv.Classify(span, true).Has(routerconv.SigError) {
-			errAt = i
-			break
-		}
-	}
+	errAt := evidence(tr)
 	require.Less(t, indexOf(tr, "semantic_router.request.received"), errAt, "the root is parked when the error keeps the trace")
 
 	require.Zero(t, consume(s, batchOf(tr, 0, errAt), t0).SpanCount())
