@@ -1,12 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/otelcol-vsr/otelcol-vsr/internal/promtext"
 )
 
 // turnover is how a sampler's budget turned over during a load, from its own telemetry:
@@ -82,28 +82,17 @@ var scrapeClient = &http.Client{Timeout: 5 * time.Second}
 
 // scrape reads the turnover's metrics, each summed over its series.
 func scrape(port int) (map[string]float64, error) {
-	resp, err := scrapeClient.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	m, err := promtext.Sums(scrapeClient, fmt.Sprintf("http://127.0.0.1:%d/metrics", port), func(name, _ string) bool {
+		switch name {
+		case metricHeldBytes, metricHeldTraces, metricLimit, metricDecided:
+			return true
+		}
+		return false
+	})
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
-	defer resp.Body.Close()
-	m := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		name, _, _ := strings.Cut(line, "{")
-		name, _, _ = strings.Cut(name, " ")
-		switch name {
-		case metricHeldBytes, metricHeldTraces, metricLimit, metricDecided:
-			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			if err != nil {
-				return nil, fmt.Errorf("telemetry: %q: %w", line, err)
-			}
-			m[name] += v
-		}
-	}
-	return m, sc.Err()
+	return m, nil
 }
 
 // writeTurnover reports the budget's turnover for the rows run with the sampler's telemetry.

@@ -27,6 +27,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-vsr/otelcol-vsr/distro/shipped"
+	"github.com/otelcol-vsr/otelcol-vsr/internal/promtext"
 )
 
 // repoRoot is where the shipped configs live.
@@ -326,30 +327,19 @@ func (c *collector) endpoint() string { return fmt.Sprintf("127.0.0.1:%d", c.otl
 
 // metric sums the samples of a Prometheus metric whose labels contain all of match.
 func (c *collector) metric(t *testing.T, name string, match ...string) float64 {
-	resp, err := httpClient.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", c.metrics))
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	total := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
+	sums, err := promtext.Sums(httpClient, fmt.Sprintf("http://127.0.0.1:%d/metrics", c.metrics), func(n, line string) bool {
+		if n != name {
+			return false
 		}
-		ok := true
 		for _, m := range match {
-			ok = ok && strings.Contains(line, m)
+			if !strings.Contains(line, m) {
+				return false
+			}
 		}
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err == nil {
-			total += v
-		}
-	}
-	return total
+		return true
+	})
+	require.NoError(t, err)
+	return sums[name]
 }
 
 // settle waits (bounded) until the sampler holds nothing, the export queues are empty and no
