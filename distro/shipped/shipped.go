@@ -121,12 +121,12 @@ var Releases = []Release{
 }
 
 // ChartDir is the official collector chart the values are for: VSR_HELM_CHART, or the copy
-// beside the repository.
+// in third_party/helm.
 func ChartDir(root string) string {
 	if dir := os.Getenv("VSR_HELM_CHART"); dir != "" {
 		return dir
 	}
-	return filepath.Join(root, "..", "shared", "vendor", "helm", "opentelemetry-collector-0.170.0")
+	return filepath.Join(root, "third_party", "helm", "opentelemetry-collector-0.170.0")
 }
 
 // Render renders the chart with a release's values (helm template, as helm install would
