@@ -1,5 +1,5 @@
 // Package routerconv holds what the vLLM Semantic Router's spans mean, across its four
-// layouts (eras A–D, see ../shared/spec/router-spans.md): which spans are roots, which are
+// layouts (eras A–D, see docs/router-spans.md): which spans are roots, which are
 // guards, which one is the upstream call, and which attributes or events mark a trace as an
 // error or a security block. Both processors use it, so "is this an error" has one answer.
 package routerconv

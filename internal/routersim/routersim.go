@@ -1,5 +1,5 @@
 // Package routersim builds the traces the vLLM Semantic Router emits, era by era, as
-// described in ../shared/spec/router-spans.md: span names, parentage (chains in eras A–C,
+// described in docs/router-spans.md: span names, parentage (chains in eras A–C,
 // siblings in D), attribute keys and wire types, and the ways errors and guard blocks show.
 // It is deterministic for a given seed so tests, benchmarks and vsrgen share one truth.
 package routersim
