@@ -3,7 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net"
+
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/otelcol-vsr/otelcol-vsr/internal/ports"
 )
 
 // collector is one running collector process under measurement.
@@ -27,27 +29,18 @@ type collector struct {
 	cpuFrom              time.Duration
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // startCollector runs a config, waits until it is healthy, and measures its idle cost, which
 // is taken out of the figures: they are the cost of the spans.
 func startCollector(otelcol, config, name string, env []string, s *sink) (*collector, error) {
-	otlp, err := freePort()
+	otlp, err := ports.Free()
 	if err != nil {
 		return nil, err
 	}
-	health, err := freePort()
+	health, err := ports.Free()
 	if err != nil {
 		return nil, err
 	}
-	metrics, err := freePort()
+	metrics, err := ports.Free()
 	if err != nil {
 		return nil, err
 	}

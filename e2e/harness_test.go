@@ -10,7 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
+
 	"net/http"
 	"net/url"
 	"os"
@@ -27,6 +27,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-vsr/otelcol-vsr/distro/shipped"
+	"github.com/otelcol-vsr/otelcol-vsr/internal/ports"
 	"github.com/otelcol-vsr/otelcol-vsr/internal/promtext"
 )
 
@@ -43,11 +44,12 @@ func binary(t *testing.T, env, fallback string) string {
 	return bin
 }
 
+// freePort is a port for a server the test starts later, outside the ephemeral range where
+// the test's own outgoing connections take theirs.
 func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := ports.Free()
 	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // proc is a child process with its output in a log file.
