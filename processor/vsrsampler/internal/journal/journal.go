@@ -34,13 +34,23 @@ import (
 type Kind uint8
 
 const (
-	// KindSpans holds parked spans of one trace: an OTLP TracesData encoding.
+	// KindSpans holds parked spans of one trace: an OTLP TracesData encoding, with the trace's
+	// phase when they were parked.
 	KindSpans Kind = iota + 1
 	// KindKeep and KindDrop are a trace's decision.
 	KindKeep
 	KindDrop
-	// KindDone marks a trace's span records written before it as done with.
+	// KindDone marks a trace's span records written before a position as done with.
 	KindDone
+)
+
+// Phase is where a trace was in its life when spans of it were parked or recovered.
+type Phase uint8
+
+const (
+	PhaseOpen Phase = iota
+	PhaseKept
+	PhaseDropped
 )
 
 // Pos is where a record was first written: its segment and the offset of its frame.
@@ -108,8 +118,9 @@ const (
 	frameHeader = 9
 	// maxPayload bounds a record: a corrupt length cannot make replay allocate more.
 	maxPayload = 256 << 20
-	// spansHeader is a span record's trace ID and arrival time before its OTLP bytes.
-	spansHeader = 16 + 8
+	// spansHeader is a span record's trace ID, arrival time, phase and threshold before its
+	// OTLP bytes.
+	spansHeader = 16 + 8 + 1 + 8
 	// controlSize is a control record's payload: trace ID, time, threshold or segment,
 	// original position.
 	controlSize = 16 + 8 + 8 + 4 + 8
@@ -216,9 +227,9 @@ func (j *Journal) Stats() Stats {
 	return j.stats
 }
 
-// AppendSpans appends a trace's parked spans, arrived at at (Unix ns), and returns where
-// their OTLP bytes are.
-func (j *Journal) AppendSpans(id [16]byte, at int64, otlp []byte) (Ref, error) {
+// AppendSpans appends a trace's parked spans, arrived at at (Unix ns) while the trace was in
+// phase (with threshold th when kept), and returns where their OTLP bytes are.
+func (j *Journal) AppendSpans(id [16]byte, at int64, phase Phase, th uint64, otlp []byte) (Ref, error) {
 	n := spansHeader + len(otlp)
 	if n > maxPayload {
 		return Ref{}, fmt.Errorf("journal: a %d-byte record is too large", n)
@@ -236,9 +247,22 @@ func (j *Journal) AppendSpans(id [16]byte, at int64, otlp []byte) (Ref, error) {
 	var hdr [spansHeader]byte
 	copy(hdr[:16], id[:])
 	binary.LittleEndian.PutUint64(hdr[16:], uint64(at))
+	hdr[24] = byte(phase)
+	binary.LittleEndian.PutUint64(hdr[25:], th)
 	j.frame(KindSpans, hdr[:], otlp)
 	seg.live++
 	return Ref{segment: seg.id, length: uint32(len(otlp)), offset: pos + frameHeader + spansHeader}, nil
+}
+
+// Mark is the position the next record takes or follows: a done mark made with it covers
+// every span record appended before.
+func (j *Journal) Mark() Pos {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.current == nil {
+		return Pos{Segment: j.nextID}
+	}
+	return Pos{Segment: j.current.id, Offset: j.current.size}
 }
 
 // Control is a decision or a done mark.
@@ -251,20 +275,33 @@ type Control struct {
 	Threshold uint64
 	// Since is, on a done mark, the oldest segment holding the trace's span records.
 	Since uint32
-	// Pos is where the record was first written; set by the journal.
+	// Pos orders the record among the others: for a decision, where it was first written (set
+	// by the journal); for a done mark, the Mark before which its span records are done with.
 	Pos Pos
 }
 
-// AppendControl appends a decision or a done mark. Control records are small and always
+// AppendDecision appends a keep or drop decision. Control records are small and always
 // taken: MaxBytes bounds span records.
-func (j *Journal) AppendControl(c Control) error {
+func (j *Journal) AppendDecision(c Control) error {
+	return j.appendControlAt(c, true)
+}
+
+// AppendDone appends a done mark for c.Trace's span records before c.Pos (a Mark).
+func (j *Journal) AppendDone(c Control) error {
+	c.Kind = KindDone
+	return j.appendControlAt(c, false)
+}
+
+func (j *Journal) appendControlAt(c Control, here bool) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	seg, err := j.room(frameHeader + controlSize)
 	if err != nil {
 		return err
 	}
-	c.Pos = Pos{Segment: seg.id, Offset: seg.size}
+	if here {
+		c.Pos = Pos{Segment: seg.id, Offset: seg.size}
+	}
 	j.appendControl(c)
 	return nil
 }
@@ -288,8 +325,8 @@ func decodeControl(kind Kind, p []byte, at Pos) (Control, bool) {
 		Threshold: binary.LittleEndian.Uint64(p[24:]), Since: binary.LittleEndian.Uint32(p[32:]),
 		Pos: Pos{Segment: binary.LittleEndian.Uint32(p[36:]), Offset: int64(binary.LittleEndian.Uint32(p[40:]))}}
 	copy(c.Trace[:], p[:16])
-	if c.Pos == (Pos{}) || at.Before(c.Pos) {
-		return Control{}, false // a record cannot have been first written after it is
+	if kind != KindDone && at.Before(c.Pos) {
+		return Control{}, false // a decision cannot have been first written after it is
 	}
 	return c, true
 }
@@ -427,9 +464,9 @@ func (j *Journal) stillMatters(c Control, in uint32, now time.Time) bool {
 	case KindDrop:
 		return age < j.opts.DropRetention
 	case KindDone:
-		// Its spans may be in a segment still on disk: without it they would come back.
+		// Spans it covers may be in a segment still on disk: without it they would come back.
 		for id := range j.segments {
-			if id >= c.Since && id < in {
+			if id != in && id >= c.Since && id <= c.Pos.Segment {
 				return true
 			}
 		}

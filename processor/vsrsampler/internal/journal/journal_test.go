@@ -58,9 +58,9 @@ func TestAppendGetAndReplay(t *testing.T) {
 	dir := t.TempDir()
 	j, rec := open(t, opts(dir))
 	require.Empty(t, rec.Traces)
-	r1, err := j.AppendSpans(id(1), t0.UnixNano(), []byte("one"))
+	r1, err := j.AppendSpans(id(1), t0.UnixNano(), PhaseOpen, 0, []byte("one"))
 	require.NoError(t, err)
-	r2, err := j.AppendSpans(id(2), t0.UnixNano()+1, []byte("two"))
+	r2, err := j.AppendSpans(id(2), t0.UnixNano()+1, PhaseOpen, 0, []byte("two"))
 	require.NoError(t, err)
 	// Readable before and after they reach the file.
 	got, err := j.Get(r2, []byte("x"))
@@ -70,9 +70,9 @@ func TestAppendGetAndReplay(t *testing.T) {
 	got, err = j.Get(r1, nil)
 	require.NoError(t, err)
 	require.Equal(t, "one", string(got))
-	_, err = j.AppendSpans(id(1), t0.UnixNano()+2, []byte("one-b"))
+	_, err = j.AppendSpans(id(1), t0.UnixNano()+2, PhaseOpen, 0, []byte("one-b"))
 	require.NoError(t, err)
-	require.NoError(t, j.AppendControl(Control{Kind: KindKeep, Trace: id(2), At: t0.UnixNano(), Threshold: 7}))
+	require.NoError(t, j.AppendDecision(Control{Kind: KindKeep, Trace: id(2), At: t0.UnixNano(), Threshold: 7}))
 	require.NoError(t, j.Commit(t0))
 	crash(t, j)
 
@@ -84,20 +84,20 @@ func TestAppendGetAndReplay(t *testing.T) {
 	require.Equal(t, t0.UnixNano(), rec.Traces[0].Parts[0].At)
 	require.Nil(t, rec.Traces[0].Decision)
 	two := rec.Traces[1]
-	require.True(t, two.Decided)
-	require.Equal(t, uint64(7), two.Decision.Threshold)
+	require.Equal(t, PhaseKept, two.Phase)
+	require.Equal(t, uint64(7), two.Threshold)
 	require.Equal(t, KindKeep, two.Decision.Kind)
 }
 
 func TestDoneMarksTheSpansBeforeIt(t *testing.T) {
 	dir := t.TempDir()
 	j, _ := open(t, opts(dir))
-	ref, err := j.AppendSpans(id(1), 1, []byte("before"))
+	ref, err := j.AppendSpans(id(1), 1, PhaseOpen, 0, []byte("before"))
 	require.NoError(t, err)
-	require.NoError(t, j.AppendControl(Control{Kind: KindKeep, Trace: id(1), At: t0.UnixNano()}))
-	require.NoError(t, j.AppendControl(Control{Kind: KindDone, Trace: id(1), At: t0.UnixNano(), Since: ref.Segment()}))
+	require.NoError(t, j.AppendDecision(Control{Kind: KindKeep, Trace: id(1), At: t0.UnixNano()}))
+	require.NoError(t, j.AppendDone(Control{Trace: id(1), At: t0.UnixNano(), Since: ref.Segment(), Pos: j.Mark()}))
 	// The trace comes again after it was done with (its keep decision forgotten): a new life.
-	_, err = j.AppendSpans(id(1), 2, []byte("after"))
+	_, err = j.AppendSpans(id(1), 2, PhaseOpen, 0, []byte("after"))
 	require.NoError(t, err)
 	require.NoError(t, j.Commit(t0))
 	crash(t, j)
@@ -108,22 +108,22 @@ func TestDoneMarksTheSpansBeforeIt(t *testing.T) {
 	rt := rec.Traces[0]
 	require.Equal(t, [][]byte{[]byte("after")}, partsOf(t, j, rt))
 	require.NotNil(t, rt.Decision, "the keep decision still serves the decision cache")
-	require.False(t, rt.Decided, "it was made before the spans left, not for those still here")
+	require.Equal(t, PhaseOpen, rt.Phase, "it was made for the spans that left, not for those still here")
 }
 
 func TestTornTailAtEveryByte(t *testing.T) {
 	dir := t.TempDir()
 	j, _ := open(t, opts(dir))
-	_, err := j.AppendSpans(id(1), 1, []byte("whole"))
+	_, err := j.AppendSpans(id(1), 1, PhaseOpen, 0, []byte("whole"))
 	require.NoError(t, err)
 	require.NoError(t, j.Commit(t0))
 	name := j.segmentPath(0)
 	whole, err := os.ReadFile(name)
 	require.NoError(t, err)
-	second, err := j.AppendSpans(id(2), 2, []byte("cut short"))
+	second, err := j.AppendSpans(id(2), 2, PhaseOpen, 0, []byte("cut short"))
 	require.NoError(t, err)
 	secondEnd := int(second.offset) + second.Len()
-	require.NoError(t, j.AppendControl(Control{Kind: KindDrop, Trace: id(1), At: 3}))
+	require.NoError(t, j.AppendDecision(Control{Kind: KindDrop, Trace: id(1), At: 3}))
 	require.NoError(t, j.Commit(t0))
 	crash(t, j)
 	full, err := os.ReadFile(name)
@@ -150,7 +150,7 @@ func TestTornTailAtEveryByte(t *testing.T) {
 			require.Equal(t, int64(cut-len(whole)), rec.Stats.SkippedBytes)
 		}
 		// The run goes on in a new segment, and the next one reads both.
-		_, err := j.AppendSpans(id(3), 4, []byte("next run"))
+		_, err := j.AppendSpans(id(3), 4, PhaseOpen, 0, []byte("next run"))
 		require.NoError(t, err)
 		require.NoError(t, j.Commit(t0))
 		crash(t, j)
@@ -164,7 +164,7 @@ func TestCorruptRecordEndsItsSegment(t *testing.T) {
 	dir := t.TempDir()
 	j, _ := open(t, opts(dir))
 	for n := byte(1); n <= 3; n++ {
-		_, err := j.AppendSpans(id(n), 1, bytes.Repeat([]byte{n}, 100))
+		_, err := j.AppendSpans(id(n), 1, PhaseOpen, 0, bytes.Repeat([]byte{n}, 100))
 		require.NoError(t, err)
 	}
 	require.NoError(t, j.Commit(t0))
@@ -191,7 +191,7 @@ func TestGarbageNeverStopsOpen(t *testing.T) {
 		"huge length":    append([]byte(magic), 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, byte(KindSpans)),
 		"unknown kind":   append([]byte(magic), 1, 0, 0, 0, 0, 0, 0, 0, 99, 0),
 		"short control":  frameOf(KindKeep, []byte("short")),
-		"future control": frameOf(KindKeep, make([]byte, controlSize)),
+		"future control": frameOf(KindKeep, futureControl()),
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -201,6 +201,13 @@ func TestGarbageNeverStopsOpen(t *testing.T) {
 			require.NoError(t, j.Close(t0))
 		})
 	}
+}
+
+// futureControl is a keep decision that claims to have been first written in a later segment.
+func futureControl() []byte {
+	p := make([]byte, controlSize)
+	p[36] = 5
+	return p
 }
 
 // frameOf is a segment holding one record of kind with payload, correctly framed.
@@ -218,7 +225,7 @@ func TestSegmentsGoWithTheirLastSpans(t *testing.T) {
 	big := bytes.Repeat([]byte("s"), testSegment/3-100) // three to a segment
 	var refs []Ref
 	for n := range 7 {
-		ref, err := j.AppendSpans(id(byte(n)), 1, big)
+		ref, err := j.AppendSpans(id(byte(n)), 1, PhaseOpen, 0, big)
 		require.NoError(t, err)
 		refs = append(refs, ref)
 	}
@@ -253,12 +260,12 @@ func TestControlRecordsAreCarriedWhileTheyMatter(t *testing.T) {
 	j, _ := open(t, o)
 	big := bytes.Repeat([]byte("s"), testSegment/2) // one to a segment with anything else
 	// Segment 0: spans of a trace that stay live.
-	long, err := j.AppendSpans(id(1), 1, []byte("long-lived"))
+	long, err := j.AppendSpans(id(1), 1, PhaseOpen, 0, []byte("long-lived"))
 	require.NoError(t, err)
-	_, err = j.AppendSpans(id(10), 1, big)
+	_, err = j.AppendSpans(id(10), 1, PhaseOpen, 0, big)
 	require.NoError(t, err)
 	// Segment 1: trace 2's spans, done with, and decisions and done marks of all ages.
-	r2, err := j.AppendSpans(id(2), 1, big)
+	r2, err := j.AppendSpans(id(2), 1, PhaseOpen, 0, big)
 	require.NoError(t, err)
 	require.Equal(t, []uint32{0, 1}, []uint32{long.Segment(), r2.Segment()})
 	now := t0.Add(time.Hour)
@@ -267,13 +274,17 @@ func TestControlRecordsAreCarriedWhileTheyMatter(t *testing.T) {
 		{Kind: KindKeep, Trace: id(4), At: now.Add(-2 * time.Minute).UnixNano()},
 		{Kind: KindDrop, Trace: id(5), At: now.UnixNano()},
 		{Kind: KindDrop, Trace: id(6), At: now.Add(-time.Minute).UnixNano()},
-		{Kind: KindDone, Trace: id(2), At: now.UnixNano(), Since: r2.Segment()},
-		{Kind: KindDone, Trace: id(7), At: now.UnixNano(), Since: long.Segment()},
+		{Kind: KindDone, Trace: id(2), At: now.UnixNano(), Since: r2.Segment(), Pos: j.Mark()},
+		{Kind: KindDone, Trace: id(7), At: now.UnixNano(), Since: long.Segment(), Pos: j.Mark()},
 	} {
-		require.NoError(t, j.AppendControl(c))
+		if c.Kind == KindDone {
+			require.NoError(t, j.AppendDone(c))
+		} else {
+			require.NoError(t, j.AppendDecision(c))
+		}
 	}
 	// Segment 2, so that segment 1 is sealed.
-	_, err = j.AppendSpans(id(8), 1, big)
+	_, err = j.AppendSpans(id(8), 1, PhaseOpen, 0, big)
 	require.NoError(t, err)
 	j.Free(r2)
 	require.NoError(t, j.Commit(now))
@@ -300,16 +311,16 @@ func TestCarriedDoneKeepsItsPlace(t *testing.T) {
 	dir := t.TempDir()
 	j, _ := open(t, opts(dir))
 	big := bytes.Repeat([]byte("s"), testSegment/2)
-	pin, err := j.AppendSpans(id(9), 1, []byte("pins segment 0"))
+	pin, err := j.AppendSpans(id(9), 1, PhaseOpen, 0, []byte("pins segment 0"))
 	require.NoError(t, err)
-	_, err = j.AppendSpans(id(10), 1, big)
+	_, err = j.AppendSpans(id(10), 1, PhaseOpen, 0, big)
 	require.NoError(t, err)
-	r1, err := j.AppendSpans(id(1), 1, big)
+	r1, err := j.AppendSpans(id(1), 1, PhaseOpen, 0, big)
 	require.NoError(t, err)
-	require.NoError(t, j.AppendControl(Control{Kind: KindDone, Trace: id(1), At: 1, Since: pin.Segment()}))
-	_, err = j.AppendSpans(id(2), 1, big)
+	require.NoError(t, j.AppendDone(Control{Trace: id(1), At: 1, Since: pin.Segment(), Pos: j.Mark()}))
+	_, err = j.AppendSpans(id(2), 1, PhaseOpen, 0, big)
 	require.NoError(t, err)
-	next, err := j.AppendSpans(id(1), 2, []byte("next life"))
+	next, err := j.AppendSpans(id(1), 2, PhaseOpen, 0, []byte("next life"))
 	require.NoError(t, err)
 	require.Equal(t, []uint32{0, 1, 2}, []uint32{pin.Segment(), r1.Segment(), next.Segment()})
 	j.Free(r1)
@@ -325,14 +336,14 @@ func TestCarriedDoneKeepsItsPlace(t *testing.T) {
 func TestRecoveredDeletesTheLastRunsSegments(t *testing.T) {
 	dir := t.TempDir()
 	j, _ := open(t, opts(dir))
-	_, err := j.AppendSpans(id(1), 1, []byte("x"))
+	_, err := j.AppendSpans(id(1), 1, PhaseOpen, 0, []byte("x"))
 	require.NoError(t, err)
 	require.NoError(t, j.Close(t0))
 
 	j, rec := open(t, opts(dir))
 	require.Len(t, rec.Traces, 1)
 	// What the caller keeps of the last run it appends again, then commits.
-	_, err = j.AppendSpans(id(1), rec.Traces[0].Parts[0].At, partsOf(t, j, rec.Traces[0])[0])
+	_, err = j.AppendSpans(id(1), rec.Traces[0].Parts[0].At, PhaseOpen, 0, partsOf(t, j, rec.Traces[0])[0])
 	require.NoError(t, err)
 	require.NoError(t, j.Commit(t0))
 	require.NoError(t, j.Recovered())
@@ -352,14 +363,14 @@ func TestMaxBytes(t *testing.T) {
 	o.MaxBytes = 1000
 	j, _ := open(t, o)
 	defer j.Close(t0)
-	ref, err := j.AppendSpans(id(1), 1, make([]byte, 600))
+	ref, err := j.AppendSpans(id(1), 1, PhaseOpen, 0, make([]byte, 600))
 	require.NoError(t, err)
-	_, err = j.AppendSpans(id(2), 1, make([]byte, 600))
+	_, err = j.AppendSpans(id(2), 1, PhaseOpen, 0, make([]byte, 600))
 	require.ErrorIs(t, err, ErrFull)
-	require.NoError(t, j.AppendControl(Control{Kind: KindKeep, Trace: id(1), At: 1}), "control records are always taken")
+	require.NoError(t, j.AppendDecision(Control{Kind: KindKeep, Trace: id(1), At: 1}), "control records are always taken")
 	j.Free(ref)
 	require.NoError(t, j.Commit(t0))
-	_, err = j.AppendSpans(id(2), 1, make([]byte, 600))
+	_, err = j.AppendSpans(id(2), 1, PhaseOpen, 0, make([]byte, 600))
 	require.ErrorIs(t, err, ErrFull, "the current segment keeps its bytes until it is sealed")
 }
 
@@ -374,7 +385,7 @@ func TestSyncPolicy(t *testing.T) {
 		syncs := 0
 		j.syncFile = func(*os.File) error { syncs++; return nil }
 		for i, at := range []time.Duration{0, 100 * time.Millisecond, 1100 * time.Millisecond, 1200 * time.Millisecond} {
-			_, err := j.AppendSpans(id(byte(i)), 1, []byte("x"))
+			_, err := j.AppendSpans(id(byte(i)), 1, PhaseOpen, 0, []byte("x"))
 			require.NoError(t, err)
 			require.NoError(t, j.Commit(t0.Add(at)))
 		}

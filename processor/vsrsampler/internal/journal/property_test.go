@@ -11,30 +11,41 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// op is one append of the property test: span data, or a control record.
+// op is one append of the property test: span data parked in a phase, or a control record.
 type op struct {
 	trace [16]byte
 	data  []byte
+	phase Phase
+	th    uint64
 	c     Control
 }
 
 // model is what replay must give back after ops reached the files: per trace, the span
-// records written since its last done mark, and its last decision.
+// records written since its last done mark and the phase its latest record says (a live span
+// record or any decision), and its last decision.
 type model struct {
 	parts     map[[16]byte][][]byte
+	phases    map[[16]byte]Phase
 	decisions map[[16]byte]Control
 }
 
 func modelOf(ops []op) model {
-	m := model{parts: map[[16]byte][][]byte{}, decisions: map[[16]byte]Control{}}
+	m := model{parts: map[[16]byte][][]byte{}, phases: map[[16]byte]Phase{}, decisions: map[[16]byte]Control{}}
 	for _, o := range ops {
 		switch {
 		case o.data != nil:
 			m.parts[o.trace] = append(m.parts[o.trace], o.data)
+			m.phases[o.trace] = o.phase
 		case o.c.Kind == KindDone:
 			delete(m.parts, o.trace)
 		default:
 			m.decisions[o.trace] = o.c
+			m.phases[o.trace] = map[Kind]Phase{KindKeep: PhaseKept, KindDrop: PhaseDropped}[o.c.Kind]
+		}
+	}
+	for tr := range m.phases {
+		if len(m.parts[tr]) == 0 {
+			delete(m.phases, tr)
 		}
 	}
 	return m
@@ -74,17 +85,18 @@ func crashAnywhere(t *testing.T, seed uint64) {
 		switch n := rnd.IntN(10); {
 		case n < 4:
 			data := bytes.Repeat([]byte{byte(rnd.IntN(256))}, 1+rnd.IntN(sizes[rnd.IntN(len(sizes))]))
-			ref, err := j.AppendSpans(tr, now.UnixNano(), data)
+			phase, th := Phase(rnd.IntN(3)), rnd.Uint64N(1<<56)
+			ref, err := j.AppendSpans(tr, now.UnixNano(), phase, th, data)
 			require.NoError(t, err)
 			lives[tr] = append(lives[tr], ref)
-			ops = append(ops, op{trace: tr, data: data})
+			ops = append(ops, op{trace: tr, data: data, phase: phase, th: th})
 		case n < 6:
 			kind := KindKeep
 			if rnd.IntN(2) == 0 {
 				kind = KindDrop
 			}
 			c := Control{Kind: kind, Trace: tr, At: now.UnixNano(), Threshold: rnd.Uint64N(1 << 56)}
-			require.NoError(t, j.AppendControl(c))
+			require.NoError(t, j.AppendDecision(c))
 			ops = append(ops, op{trace: tr, c: c})
 		case n < 8:
 			// Done with the trace's spans: freed, and marked.
@@ -95,8 +107,8 @@ func crashAnywhere(t *testing.T, seed uint64) {
 				}
 				j.Free(ref)
 			}
-			c := Control{Kind: KindDone, Trace: tr, At: now.UnixNano(), Since: since}
-			require.NoError(t, j.AppendControl(c))
+			c := Control{Kind: KindDone, Trace: tr, At: now.UnixNano(), Since: since, Pos: j.Mark()}
+			require.NoError(t, j.AppendDone(c))
 			delete(lives, tr)
 			ops = append(ops, op{trace: tr, c: c})
 		default:
@@ -138,6 +150,9 @@ func crashAnywhere(t *testing.T, seed uint64) {
 	}
 	for tr, rt := range got {
 		require.Len(t, rt.Parts, len(want.parts[tr]), "trace %x has parts it should not", tr[15])
+		if len(rt.Parts) > 0 {
+			require.Equal(t, want.phases[tr], rt.Phase, "trace %x", tr[15])
+		}
 		if d, ok := want.decisions[tr]; ok {
 			require.NotNil(t, rt.Decision)
 			require.Equal(t, d.Kind, rt.Decision.Kind)
@@ -154,10 +169,11 @@ func crashAnywhere(t *testing.T, seed uint64) {
 func checkPrefix(t *testing.T, o Options, ops []op) {
 	j, rec := open(t, o)
 	defer j.Close(t0)
-	got := model{parts: map[[16]byte][][]byte{}, decisions: map[[16]byte]Control{}}
+	got := model{parts: map[[16]byte][][]byte{}, phases: map[[16]byte]Phase{}, decisions: map[[16]byte]Control{}}
 	for _, rt := range rec.Traces {
 		if len(rt.Parts) > 0 {
 			got.parts[rt.ID] = partsOf(t, j, rt)
+			got.phases[rt.ID] = rt.Phase
 		}
 		if rt.Decision != nil {
 			got.decisions[rt.ID] = *rt.Decision
@@ -172,8 +188,13 @@ func checkPrefix(t *testing.T, o Options, ops []op) {
 }
 
 func sameModel(a, b model) bool {
-	if len(a.parts) != len(b.parts) || len(a.decisions) != len(b.decisions) {
+	if len(a.parts) != len(b.parts) || len(a.decisions) != len(b.decisions) || len(a.phases) != len(b.phases) {
 		return false
+	}
+	for tr, p := range a.phases {
+		if b.phases[tr] != p {
+			return false
+		}
 	}
 	for tr, p := range a.parts {
 		q := b.parts[tr]

@@ -21,9 +21,15 @@ type RecoveredTrace struct {
 	ID [16]byte
 	// Parts are the trace's span records not yet done with, in the order they were written.
 	Parts []Part
-	// Decision is the trace's last decision, or nil. It was made for Parts when Decided.
+	// Phase is where the trace of Parts was: its last record says, a span record (the phase it
+	// was parked in) or a decision. Threshold is a kept trace's; DroppedAt when a dropped one
+	// was dropped (Unix ns).
+	Phase     Phase
+	Threshold uint64
+	DroppedAt int64
+	// Decision is the trace's last decision, or nil: for the decision caches, whether or not it
+	// was made for Parts.
 	Decision *Control
-	Decided  bool
 }
 
 // Part is one span record: where its OTLP bytes are and when its spans arrived (Unix ns).
@@ -48,7 +54,9 @@ type replayTrace struct {
 
 type replayPart struct {
 	Part
-	pos Pos
+	pos   Pos
+	phase Phase
+	th    uint64
 }
 
 func (st *replayState) trace(id [16]byte) *replayTrace {
@@ -67,9 +75,10 @@ func (st *replayState) add(id uint32, r io.ReaderAt, size int64) error {
 		if kind == KindSpans {
 			if len(payload) >= spansHeader {
 				t := st.trace([16]byte(payload[:16]))
-				t.parts = append(t.parts, replayPart{pos: at, Part: Part{
-					Ref: Ref{segment: id, length: uint32(len(payload) - spansHeader), offset: at.Offset + frameHeader + spansHeader},
-					At:  int64(le64(payload[16:]))}})
+				t.parts = append(t.parts, replayPart{pos: at, phase: Phase(payload[24]), th: le64(payload[25:]),
+					Part: Part{
+						Ref: Ref{segment: id, length: uint32(len(payload) - spansHeader), offset: at.Offset + frameHeader + spansHeader},
+						At:  int64(le64(payload[16:]))}})
 			}
 			return true
 		}
@@ -98,17 +107,30 @@ func (st *replayState) add(id uint32, r io.ReaderAt, size int64) error {
 }
 
 // recovery is what the segments read leave: span records after their trace's last done mark,
-// and decisions.
+// the phase the last record of each trace says, and decisions.
 func (st *replayState) recovery() *Recovery {
 	traces := make([]RecoveredTrace, len(st.traces))
 	for _, t := range st.traces {
 		rt := RecoveredTrace{ID: t.id, Decision: t.decision}
+		var last replayPart
 		for _, p := range t.parts {
 			if t.done.Before(p.pos) {
 				rt.Parts = append(rt.Parts, p.Part)
+				last = p
 			}
 		}
-		rt.Decided = t.decision != nil && t.done.Before(t.decision.Pos)
+		if len(rt.Parts) > 0 {
+			rt.Phase, rt.Threshold, rt.DroppedAt = last.phase, last.th, last.At
+			if d := t.decision; d != nil && last.pos.Before(d.Pos) {
+				rt.Phase, rt.Threshold = PhaseKept, d.Threshold
+				if d.Kind == KindDrop {
+					rt.Phase = PhaseDropped
+				}
+			}
+			if d := t.decision; d != nil && d.Kind == KindDrop {
+				rt.DroppedAt = d.At
+			}
+		}
 		traces[t.order] = rt
 	}
 	// Keep the order of first records; leave out the traces with nothing left.
