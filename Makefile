@@ -11,9 +11,10 @@ OTELCOL := $(BUILD_DIR)/otelcol-vsr
 DISTRO_SOURCES := builder-config.yaml go.mod go.sum $(shell find processor receiver internal -name '*.go' ! -name '*_test.go')
 # Fuzzing is bounded by inputs, not seconds: Go 1.26's coordinator can fail a -fuzztime 10s run
 # at its own deadline on a busy machine (golang/go#75804). Each count is a few seconds here.
-FUZZ_TRACES ?= 50000x
-FUZZ_ATTRIBUTE ?= 40000x
-FUZZ_STREAM ?= 8000x
+FUZZ_TRACES ?= 40000x
+FUZZ_ATTRIBUTE ?= 30000x
+FUZZ_STREAM ?= 5000x
+FUZZ_REPLAY ?= 20000x
 
 .DEFAULT_GOAL := build
 .PHONY: build run test unit-test fuzz-smoke lint generate bench bench-smoke e2e clean
@@ -50,6 +51,7 @@ fuzz-smoke:
 	$(FUZZ) -fuzztime $(FUZZ_TRACES) -fuzz '^FuzzTraces$$' ./processor/vsrattrs/internal/normalize
 	$(FUZZ) -fuzztime $(FUZZ_ATTRIBUTE) -fuzz '^FuzzAttribute$$' ./processor/vsrattrs/internal/normalize
 	$(FUZZ) -fuzztime $(FUZZ_STREAM) -fuzz '^FuzzStream$$' ./processor/vsrsampler/internal/sampler
+	$(FUZZ) -fuzztime $(FUZZ_REPLAY) -fuzz '^FuzzReplay$$' ./processor/vsrsampler/internal/journal
 
 ## e2e: the built distribution, running collector-config.yaml and the configs distro/ ships,
 ## against a real Jaeger v2 and a real Prometheus on loopback (builds them once into .tools/),
