@@ -1,6 +1,8 @@
 package routerconv
 
 import (
+	"strings"
+
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
@@ -216,9 +218,10 @@ func WriteSummary[S comparable](root ptrace.Span, s *Summary[S], t Timing, str f
 		attrs.PutStr("security.action", "allowed")
 		attrs.Remove("security.reason")
 	}
-	if _, blocked := s.Blocked(); s.Error() && !blocked {
-		// The request failed: its class, from the fixed set the metrics use too.
-		putStr("error.type", s.ErrorType)
+	if v, ok := attrs.Get("error.type"); ok && !strings.HasSuffix(v.AsString(), blockedErrorSuffix) {
+		// The root's own failure (the request's class is the record's): held to the fixed set
+		// the metrics use, whatever free text it came from.
+		attrs.PutStr("error.type", errorReason(v.AsString(), root))
 	}
 }
 

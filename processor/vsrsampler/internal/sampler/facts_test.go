@@ -105,7 +105,9 @@ func TestOtherServicesSetNoRequestFacts(t *testing.T) {
 }
 
 // A router span's own free text is held to the bounds too: an exception's type becomes
-// "exception", an address in a name becomes "other", on the root and in the record.
+// "exception", an address in a name becomes "other", on the root and in the record; the
+// root's own error.type, written from free text, is bounded, and a root that did not fail
+// gets none.
 func TestRouterFreeTextIsBounded(t *testing.T) {
 	cfg := testConfig()
 	cfg.DefaultPercentage = 0
@@ -129,7 +131,7 @@ func TestRouterFreeTextIsBounded(t *testing.T) {
 	out := consume(s, tr.Traces, t0)
 	root := rootIn(t, out).Attributes().AsRaw()
 	assert.Equal(t, routerconv.OtherName, root["category.name"])
-	assert.Equal(t, "exception", root["error.type"], "the first failing span's class, from the fixed set")
+	assert.NotContains(t, root, "error.type", "the root did not fail")
 	require.Len(t, rec.requests, 1)
 	assert.Equal(t, routerconv.OtherName, rec.requests[0].Category)
 	assert.Equal(t, "exception", rec.requests[0].ErrorType)
@@ -137,4 +139,16 @@ func TestRouterFreeTextIsBounded(t *testing.T) {
 		assert.Equal(t, routerconv.OtherName, c.Model)
 		assert.Equal(t, "502", c.ErrorType)
 	}
+
+	s, _ = newSampler(t, cfg)
+	tr = build(routerconv.EraD, routersim.OutcomeError, 3)
+	rootAt := tr.Spans().Len() - 1
+	own := tr.Spans().At(rootAt)
+	require.True(t, routerconv.IsLocalRoot(own))
+	own.Attributes().PutStr("error.type", "upstream said: bob@example.com is unknown")
+	own.Status().SetCode(ptrace.StatusCodeError)
+	own.Events().RemoveIf(func(ptrace.SpanEvent) bool { return true })
+	own.Events().AppendEmpty().SetName("exception")
+	out = consume(s, tr.Traces, t0)
+	assert.Equal(t, "exception", attr(rootIn(t, out), "error.type"), "a failed root's own class, bounded")
 }
