@@ -329,3 +329,23 @@ func TestBytesPerWaitingRoot(t *testing.T) {
 	assert.InEpsilon(t, spans+traces, heap, 0.25, "the accounting follows the heap")
 	runtime.KeepAlive(s)
 }
+
+// A kept trace holds only its root: many spans arriving while its root waits (a model server's,
+// a client's) do not close it at max_trace_spans before its model call, as a guard match.
+func TestKeptTraceIsNotClosedByItsSpanCount(t *testing.T) {
+	cfg := testConfig()
+	cfg.DefaultPercentage = 0
+	cfg.MaxTraceSpans = 8
+	s, rec := newSampler(t, cfg)
+	tr := guardRouted(t, routerconv.EraC, false, 20*time.Second)
+	n := tr.SpanCount()
+	consume(s, batchOf(tr, 0, n-1), t0)
+	for i := range byte(10) {
+		require.Equal(t, 1, consume(s, modelServerSpan(tr.ID, i, false), t0.Add(time.Second)).SpanCount(), "it passes")
+	}
+	require.Empty(t, rec.requests, "the root still waits")
+	last := consume(s, batchOf(tr, n-1, n), t0.Add(20*time.Second))
+	require.Equal(t, 2, last.SpanCount())
+	assert.Equal(t, "allowed", attr(rootIn(t, last), "security.action"))
+	requireHeldZero(t, s)
+}
