@@ -55,30 +55,39 @@ const (
 var budget8MiB = []string{"BENCH_MAX_BUFFER_BYTES=8388608", "BENCH_MAX_TRACE_BYTES=1048576",
 	"BENCH_MEMORY_LIMIT_MIB=256", "BENCH_MEMORY_SPIKE_MIB=64"}
 
+// modelCallWait is ours' model_call_wait in the bench: longer than any model call or late span
+// of its traffic, so that a blocked era A or C request's root waits exactly that long, as it
+// waits the shipped 20m35s in production. ours rows drain for it before SIGTERM.
+const modelCallWait = 10 * time.Second
+
+// oursDrain is how long a run of ours waits before SIGTERM: every root awaiting its model call
+// leaves by then.
+const oursDrain = modelCallWait + 2*time.Second
+
 var scenarios = []scenario{
 	{name: rowPass, config: "passthrough.yaml", rateFactor: 1, baseline: rowPass},
 	{name: "contrib tail_sampling, raw spans, defaults", config: "contrib.yaml", rateFactor: 1, drain: 30 * time.Second, baseline: rowPass},
 	{name: rowTuned, config: "contrib-tuned.yaml", rateFactor: 1, drain: 2 * time.Second, baseline: rowPass},
 	{name: "vsr_attributes only", config: "attrs.yaml", rateFactor: 1, baseline: rowPass},
-	{name: rowOurs, config: "ours.yaml", rateFactor: 1, drain: 2 * time.Second, baseline: rowPass},
-	{name: "ours, spill", config: "ours.yaml", rateFactor: 1, spill: true, drain: 2 * time.Second, baseline: rowPass},
+	{name: rowOurs, config: "ours.yaml", rateFactor: 1, drain: oursDrain, baseline: rowPass},
+	{name: "ours, spill", config: "ours.yaml", rateFactor: 1, spill: true, drain: oursDrain, baseline: rowPass},
 	{name: "ours, rescue_window 0, telemetry on", config: "ours.yaml", rateFactor: 1, env: []string{"BENCH_RESCUE_WINDOW=0s"},
-		drain: 2 * time.Second, baseline: rowPass, telemetry: true},
+		drain: oursDrain, baseline: rowPass, telemetry: true},
 	{name: rowPass3, config: "passthrough.yaml", rateFactor: 3, baseline: rowPass3},
 	{name: "ours, 3× load, 8 MiB budget, spill", config: "ours.yaml", rateFactor: 3, spill: true, env: budget8MiB,
-		drain: 2 * time.Second, baseline: rowPass3},
-	{name: "ours, 3× load, 8 MiB budget", config: "ours.yaml", rateFactor: 3, env: budget8MiB, drain: 2 * time.Second, baseline: rowPass3},
+		drain: oursDrain, baseline: rowPass3},
+	{name: "ours, 3× load, 8 MiB budget", config: "ours.yaml", rateFactor: 3, env: budget8MiB, drain: oursDrain, baseline: rowPass3},
 	{name: "ours, 3× load, 8 MiB budget, rescue_window 0", config: "ours.yaml", rateFactor: 3,
-		env: append(slices.Clone(budget8MiB), "BENCH_RESCUE_WINDOW=0s"), drain: 2 * time.Second, baseline: rowPass3},
+		env: append(slices.Clone(budget8MiB), "BENCH_RESCUE_WINDOW=0s"), drain: oursDrain, baseline: rowPass3},
 	{name: "ours, 3× load, 8 MiB budget, default_percentage 0", config: "ours.yaml", rateFactor: 3,
-		env: append(slices.Clone(budget8MiB), "BENCH_DEFAULT_PERCENTAGE=0"), drain: 2 * time.Second, baseline: rowPass3},
+		env: append(slices.Clone(budget8MiB), "BENCH_DEFAULT_PERCENTAGE=0"), drain: oursDrain, baseline: rowPass3},
 	{name: "ours, 3× load, 8 MiB budget, block_on_overflow", config: "ours.yaml", rateFactor: 3,
-		env: append(slices.Clone(budget8MiB), "BENCH_BLOCK_ON_OVERFLOW=true"), drain: 2 * time.Second, baseline: rowPass3, telemetry: true},
+		env: append(slices.Clone(budget8MiB), "BENCH_BLOCK_ON_OVERFLOW=true"), drain: oursDrain, baseline: rowPass3, telemetry: true},
 	{name: rowPass1CPU, config: "passthrough.yaml", rateFactor: 1, env: []string{"GOMAXPROCS=1"}, baseline: rowPass1CPU},
 	{name: rowTuned + ", GOMAXPROCS=1", config: "contrib-tuned.yaml", rateFactor: 1, env: []string{"GOMAXPROCS=1"},
 		drain: 2 * time.Second, baseline: rowPass1CPU},
 	{name: rowOurs + ", GOMAXPROCS=1", config: "ours.yaml", rateFactor: 1, env: []string{"GOMAXPROCS=1"},
-		drain: 2 * time.Second, baseline: rowPass1CPU},
+		drain: oursDrain, baseline: rowPass1CPU},
 }
 
 var showLost = flag.Bool("show-lost", false, "list must-keep traces that did not arrive whole")
@@ -112,7 +121,7 @@ func run() error {
 	flag.DurationVar(&o.duration, "duration", 20*time.Second, "load per run")
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds; each runs every scenario once, interleaved")
 	flag.Uint64Var(&o.seed, "seed", 1, "traffic seed: every run sends the same traffic")
-	flag.StringVar(&o.only, "only", "", "run only the table's scenarios whose name contains one of these |-separated parts")
+	flag.StringVar(&o.only, "only", "", "run only the table's scenarios whose name contains one of these |-separated parts (=name: that name exactly)")
 	parts := flag.String("parts", "table,sigterm,curve,dynamic", "what to run")
 	steps := flag.String("curve-steps", "2000,4000,6000,8000,11000,15000", "offered rates of the throughput curve, traces/s")
 	flag.DurationVar(&o.curveDuration, "curve-duration", 15*time.Second, "load per step of the curve")
@@ -179,7 +188,10 @@ func run() error {
 func selected(o options) []scenario {
 	var out []scenario
 	for _, sc := range scenarios {
-		if slices.ContainsFunc(strings.Split(o.only, "|"), func(part string) bool { return strings.Contains(sc.name, part) }) {
+		if slices.ContainsFunc(strings.Split(o.only, "|"), func(part string) bool {
+			name, exact := strings.CutPrefix(part, "=")
+			return exact && sc.name == name || !exact && strings.Contains(sc.name, part)
+		}) {
 			out = append(out, sc)
 		}
 	}
@@ -217,11 +229,12 @@ func runSigterm(o options, s *sink) (map[string]result, error) {
 	return out, nil
 }
 
-// traffic is the router load every run sends: every era, errors and guard blocks, late,
-// shuffled and root-last delivery.
+// traffic is the router load every run sends: every era, errors and guard blocks, requests
+// routed on a PII match (no plugins, a 3-8 s model call), late, shuffled and root-last delivery.
 func traffic(rate float64, d time.Duration, seed uint64) loadgen.Config {
 	mix := routersim.DefaultMix()
 	mix.SlowRate = 0 // a 45 s model call would only lengthen the drain
+	mix.PIIRoutedRate = 0.01
 	return loadgen.Config{
 		Mix: mix, Rate: rate, Duration: d, LateRate: 0.01, LateDelay: 5 * time.Second,
 		OutOfOrderRate: 0.02, RootLastRate: 0.05, ExportDelay: 200 * time.Millisecond,
@@ -246,6 +259,7 @@ func runScenario(o options, sc scenario, s *sink, rate float64, duration time.Du
 	if sc.telemetry {
 		env = append(env, "BENCH_TELEMETRY_LEVEL=normal")
 	}
+	env = append(env, "BENCH_MODEL_CALL_WAIT="+modelCallWait.String())
 	c, err := startCollector(o.otelcol, filepath.Join(o.configs, sc.config), sc.name, env, s)
 	if err != nil {
 		return r, err

@@ -317,8 +317,17 @@ func startShipped(t *testing.T, name, layout, kind string, gateways []string, en
 	return c
 }
 
+// e2eModelCallWait is vsr_sampler's model_call_wait in every scenario: longer than any of its
+// model calls (seconds) and late spans, shorter than the shipped wait (20m35s, the router's
+// route timeout), which would hold every era A and C block's root past the scenario's end.
+const e2eModelCallWait = 15 * time.Second
+
 func (c *collector) start(t *testing.T, name string) {
-	c.proc = startProc(t, name, binary(t, "OTELCOL_VSR_BIN", "../_build/otelcol-vsr"), []string{"--config", c.config}, c.env)
+	args := []string{"--config", c.config}
+	if cfg, err := os.ReadFile(c.config); err == nil && strings.Contains(string(cfg), "vsr_sampler:") {
+		args = append(args, "--set=processors::vsr_sampler::model_call_wait="+e2eModelCallWait.String())
+	}
+	c.proc = startProc(t, name, binary(t, "OTELCOL_VSR_BIN", "../_build/otelcol-vsr"), args, c.env)
 	waitHTTP(t, c.proc, fmt.Sprintf("http://127.0.0.1:%d/", c.health), time.Minute)
 }
 

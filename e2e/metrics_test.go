@@ -14,7 +14,9 @@ import (
 
 // Request metrics count all traffic at a 10 % sampling rate, their exemplars open kept traces
 // in Jaeger, and every query of both dashboards returns series from a real Prometheus that
-// scraped the collector.
+// scraped the collector. The traffic includes requests whose decision matched a PII rule and
+// routed them, with no plugins and a model call that outlasts the grace period: allowed, not
+// blocked, however long the model took.
 func TestRequestMetricsAndDashboards(t *testing.T) {
 	j := startJaeger(t)
 	requestsPort := freePort(t)
@@ -22,7 +24,9 @@ func TestRequestMetricsAndDashboards(t *testing.T) {
 		fmt.Sprintf("VSR_REQUEST_METRICS_ENDPOINT=127.0.0.1:%d", requestsPort), "VSR_REQUEST_METRICS_INTERVAL=1s")...)
 	prom := startPrometheus(t, fmt.Sprintf("127.0.0.1:%d", requestsPort), fmt.Sprintf("127.0.0.1:%d", c.metrics))
 	start := time.Now()
-	stats, manifest := send(t, withTimeout(t, 5*time.Minute), traffic(150, 20*time.Second, 6), c.endpoint())
+	cfg := traffic(150, 20*time.Second, 6)
+	cfg.Mix.PIIRoutedRate = 0.05
+	stats, manifest := send(t, withTimeout(t, 5*time.Minute), cfg, c.endpoint())
 	require.Zero(t, stats.FailedSpans)
 	c.settle(t, time.Minute)
 	time.Sleep(4 * time.Second) // a collection interval, then a scrape
@@ -31,7 +35,11 @@ func TestRequestMetricsAndDashboards(t *testing.T) {
 	// to a model unless a guard blocked it or the cache answered first (era B routes before
 	// its cache plugin runs).
 	wantModel, wantAction := map[string]float64{}, map[string]float64{}
+	routedSlow := 0
 	for _, e := range manifest {
+		if e.Outcome == "pii_routed" && e.Era != "D" && time.Duration(e.LastEnd-e.RootEnd) > 2*time.Second {
+			routedSlow++
+		}
 		switch {
 		case e.Outcome == "jailbreak" || e.Outcome == "pii":
 			wantAction["blocked"]++
@@ -52,6 +60,7 @@ func TestRequestMetricsAndDashboards(t *testing.T) {
 	for model, want := range wantModel {
 		assert.InEpsilon(t, want, gotModel[model], 0.01, "requests routed to %s", model)
 	}
+	require.Positive(t, routedSlow, "PII-routed requests whose model call outlasted the grace period")
 	for action, want := range wantAction {
 		assert.InEpsilon(t, want, gotAction[action], 0.01, "requests %s", action)
 	}
@@ -78,6 +87,6 @@ func TestRequestMetricsAndDashboards(t *testing.T) {
 			assert.NotEmpty(t, prom.query(t, expr), "%s: no series for %s", dashboard, expr)
 		}
 	}
-	report(fmt.Sprintf("| request metrics | %d | %.0f | | | 0 | %.0f | counts within 1%% of the manifest for %d models and %d verdicts at 10%% sampling; %d exemplars, all in Jaeger; %d dashboard queries return series |",
-		len(manifest), kept[0].value(), c.peakRSSMiB(), len(wantModel), len(wantAction), len(exemplars), queries))
+	report(fmt.Sprintf("| request metrics | %d | %.0f | | | 0 | %.0f | counts within 1%% of the manifest for %d models and %d verdicts (%.0f blocked, %.0f allowed) at 10%% sampling, %d PII-routed requests with slow model calls among them; %d exemplars, all in Jaeger; %d dashboard queries return series |",
+		len(manifest), kept[0].value(), c.peakRSSMiB(), len(wantModel), len(wantAction), gotAction["blocked"], gotAction["allowed"], routedSlow, len(exemplars), queries))
 }

@@ -40,6 +40,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		eraMix     = fs.String("era-mix", "A=0.1,B=0.1,C=0.4,D=0.4", "weights of router eras")
 		errorRate  = fs.Float64("error-rate", def.ErrorRate, "fraction of failed requests")
 		blocked    = fs.Float64("blocked-rate", def.BlockedRate, "fraction of requests a guard blocks (jailbreak or PII)")
+		piiRouted  = fs.Float64("pii-routed-rate", def.PIIRoutedRate, "fraction of requests whose decision matches a PII rule and routes them (to a private model) instead of blocking: no plugins, a 3-8 s model call; outcome pii_routed")
 		slow       = fs.Float64("slow-rate", def.SlowRate, "fraction of slow requests (15-45 s model calls)")
 		cacheHit   = fs.Float64("cache-hit-rate", def.CacheHitRate, "fraction answered by the semantic cache")
 		remote     = fs.Float64("remote-parent-rate", def.RemoteParentRate, "fraction of clients sending a traceparent")
@@ -71,7 +72,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if *duration == 0 && *traces == 0 {
 		return errors.New("-duration and -traces are both unbounded")
 	}
-	for name, v := range map[string]float64{"error-rate": *errorRate, "blocked-rate": *blocked, "slow-rate": *slow,
+	for name, v := range map[string]float64{"error-rate": *errorRate, "blocked-rate": *blocked, "pii-routed-rate": *piiRouted, "slow-rate": *slow,
 		"cache-hit-rate": *cacheHit, "model-server-rate": *modelSrv, "late-rate": *late, "out-of-order-rate": *outOfOrder, "root-last-rate": *rootLast} {
 		if v < 0 || v > 1 {
 			return fmt.Errorf("-%s: %v is not a fraction", name, v)
@@ -84,7 +85,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	defer closeSender()
 
 	cfg := loadgen.Config{
-		Mix: routersim.Mix{EraWeights: weights, ErrorRate: *errorRate, BlockedRate: *blocked, SlowRate: *slow,
+		Mix: routersim.Mix{EraWeights: weights, ErrorRate: *errorRate, BlockedRate: *blocked, PIIRoutedRate: *piiRouted, SlowRate: *slow,
 			CacheHitRate: *cacheHit, RemoteParentRate: *remote, ModelServerRate: *modelSrv},
 		Rate: *rate, Duration: *duration, Traces: *traces,
 		LateRate: *late, LateDelay: *lateDelay, OutOfOrderRate: *outOfOrder, RootLastRate: *rootLast,
@@ -175,6 +176,6 @@ func printSummary(w io.Writer, s loadgen.Stats, entries []loadgen.Entry) {
 	}
 	fmt.Fprintf(w, "vsrgen: started %d traces in %.1fs (%.1f traces/s); sent %d spans by %.1fs; failed spans: %d\n",
 		s.Traces, s.Generating.Seconds(), s.Rate(), s.Spans, s.Elapsed.Seconds(), s.FailedSpans)
-	fmt.Fprintf(w, "vsrgen: outcomes: ok=%d error=%d jailbreak=%d pii=%d cache_hit=%d; must keep: %d\n",
-		byOutcome["ok"], byOutcome["error"], byOutcome["jailbreak"], byOutcome["pii"], byOutcome["cache_hit"], mustKeep)
+	fmt.Fprintf(w, "vsrgen: outcomes: ok=%d error=%d jailbreak=%d pii=%d pii_routed=%d cache_hit=%d; must keep: %d\n",
+		byOutcome["ok"], byOutcome["error"], byOutcome["jailbreak"], byOutcome["pii"], byOutcome["pii_routed"], byOutcome["cache_hit"], mustKeep)
 }

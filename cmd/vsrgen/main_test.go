@@ -41,13 +41,13 @@ func TestSendsToOTLPAndWritesManifest(t *testing.T) {
 	manifest := filepath.Join(t.TempDir(), "m.jsonl")
 	var out, errOut bytes.Buffer
 	require.NoError(t, run([]string{"-endpoint", lis.Addr().String(), "-max", "-traces", "100", "-duration", "0",
-		"-manifest", manifest, "-seed", "3", "-quiet"}, &out, &errOut), errOut.String())
+		"-pii-routed-rate", "0.2", "-manifest", manifest, "-seed", "3", "-quiet"}, &out, &errOut), errOut.String())
 	assert.Contains(t, out.String(), "started 100 traces")
 
 	f, err := os.Open(manifest)
 	require.NoError(t, err)
 	defer f.Close()
-	spans, lines := 0, 0
+	spans, lines, routed := 0, 0, 0
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
@@ -55,8 +55,17 @@ func TestSendsToOTLPAndWritesManifest(t *testing.T) {
 		require.NoError(t, json.Unmarshal(sc.Bytes(), &e))
 		spans += len(e.SpanIDs)
 		lines++
+		if e.Outcome == "pii_routed" {
+			routed++
+			assert.False(t, e.MustKeep, "a routed request is no block")
+			if e.Era != "D" { // era D's root ends last, with the request
+				assert.GreaterOrEqual(t, e.LastEnd-e.RootEnd, int64(3e9), "its model call outlasts the grace period")
+			}
+		}
 	}
 	assert.Equal(t, 100, lines)
+	assert.Positive(t, routed, "the manifest records the PII-routed outcome")
+	assert.Contains(t, out.String(), "pii_routed=")
 	received := 0
 	for len(cs.spans) > 0 {
 		received += <-cs.spans
@@ -69,6 +78,7 @@ func TestFlagErrors(t *testing.T) {
 		{"-era-mix", "E=1"},
 		{"-era-mix", "A=-1"},
 		{"-error-rate", "2"},
+		{"-pii-routed-rate", "-0.1"},
 		{"-duration", "0"},
 		{"-protocol", "udp"},
 	} {

@@ -12,6 +12,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
 )
 
 // requestDimensions are the request facts a series may be keyed by: each takes a handful of
@@ -186,6 +188,23 @@ func (s *series) observe(bounds []float64, v, w float64, ex exemplar) {
 	}
 }
 
+// label is a name as a label value: a bounded name, or none. The sampler bounds what it
+// records; this holds whatever a record carries to the same vocabulary.
+func label(v string) string {
+	if v == "" {
+		return ""
+	}
+	return routerconv.BoundedName(v)
+}
+
+// errorLabel is an error class as a label value: one of routerconv.ErrorReasons, or none.
+func errorLabel(v string) string {
+	if v == "" {
+		return ""
+	}
+	return routerconv.BoundedErrorType(v)
+}
+
 // Request sums a router request into the request metrics.
 func (a *Aggregator) Request(r *Request) {
 	if !r.Router {
@@ -193,15 +212,15 @@ func (a *Aggregator) Request(r *Request) {
 	}
 	attrs := make([]string, 0, 2*len(a.dims)+2)
 	for i, d := range a.dims {
-		attrs = append(attrs, a.cfg.Dimensions[i], d(r))
+		attrs = append(attrs, a.cfg.Dimensions[i], label(d(r)))
 	}
 	w := max(r.Weight, 1)
 	ex := exemplar{at: r.At, traceID: r.TraceID}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.at(requests, attrs, false).add(w, ex)
-	if r.ErrorType != "" {
-		a.at(requestErrors, append(attrs, "error.type", r.ErrorType), false).add(w, ex)
+	if errorType := errorLabel(r.ErrorType); errorType != "" {
+		a.at(requestErrors, append(attrs, "error.type", errorType), false).add(w, ex)
 	}
 	if r.Duration > 0 {
 		a.at(requestDuration, attrs, true).observe(a.cfg.DurationBuckets, r.Duration.Seconds(), w, ex)
@@ -210,15 +229,15 @@ func (a *Aggregator) Request(r *Request) {
 
 // ModelCall sums a model call into the model metrics.
 func (a *Aggregator) ModelCall(c *ModelCall) {
-	attrs := []string{"gen_ai.response.model", c.Model}
+	attrs := []string{"gen_ai.response.model", label(c.Model)}
 	w := max(c.Weight, 1)
 	ex := exemplar{at: c.At, traceID: c.TraceID, spanID: c.SpanID}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if c.Upstream {
 		a.at(modelCalls, attrs, false).add(w, ex)
-		if c.ErrorType != "" {
-			a.at(modelCallErrors, append(attrs, "error.type", c.ErrorType), false).add(w, ex)
+		if errorType := errorLabel(c.ErrorType); errorType != "" {
+			a.at(modelCallErrors, append(attrs, "error.type", errorType), false).add(w, ex)
 		}
 		if c.Duration > 0 {
 			a.at(modelCallDuration, attrs, true).observe(a.cfg.DurationBuckets, c.Duration.Seconds(), w, ex)

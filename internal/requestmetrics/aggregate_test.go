@@ -1,6 +1,7 @@
 package requestmetrics
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -150,4 +151,28 @@ func TestHub(t *testing.T) {
 	assert.Equal(t, 1.0, metricByName(t, a.Metrics(t0), "vsr.requests").Sum().DataPoints().At(0).DoubleValue())
 	_, ok = Lookup("vsr_sampler/nobody")
 	assert.False(t, ok)
+}
+
+// Whatever a record carries, a label is a bounded name and error.type one of the fixed
+// reasons: no free text reaches the series.
+func TestLabelsAreBounded(t *testing.T) {
+	a := NewAggregator(testConfig(), t0)
+	r := request("qwen3-8b", false, 0)
+	r.Category, r.Decision, r.Service = "alice@example.com", "route\nfor bob", strings.Repeat("x", 200)
+	r.ErrorType = "ValueError: carol@example.com"
+	a.Request(r)
+	a.ModelCall(&ModelCall{At: t0, Upstream: true, Model: "dave@example.com", ErrorType: "504", Weight: 1})
+	a.ModelCall(&ModelCall{At: t0, Upstream: true, Model: "qwen3-8b", ErrorType: "model said: erin@example.com", Weight: 1})
+	md := a.Metrics(t0)
+	got := metricByName(t, md, "vsr.requests").Sum().DataPoints().At(0).Attributes().AsRaw()
+	assert.Equal(t, "other", got["category.name"])
+	assert.Equal(t, "other", got["decision.name"])
+	assert.Equal(t, "other", got["service.name"])
+	assert.Equal(t, "qwen3-8b", got["routing.selected_model"])
+	assert.Equal(t, "_OTHER", metricByName(t, md, "vsr.request.errors").Sum().DataPoints().At(0).Attributes().AsRaw()["error.type"])
+	errs := map[any]any{}
+	for _, dp := range metricByName(t, md, "vsr.model.call.errors").Sum().DataPoints().All() {
+		errs[dp.Attributes().AsRaw()["gen_ai.response.model"]] = dp.Attributes().AsRaw()["error.type"]
+	}
+	assert.Equal(t, map[any]any{"other": "504", "qwen3-8b": "_OTHER"}, errs)
 }

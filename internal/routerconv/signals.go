@@ -53,8 +53,12 @@ const (
 // request-level facts the trace summary is made of.
 type Facts struct {
 	Signals Signals
-	// ErrorType is a low-cardinality error class, set with SigError.
+	// ErrorType is the span's error class, set with SigError: low-cardinality, but read from
+	// whatever the span carried (an exception's type, a status message).
 	ErrorType string
+	// ErrorReason is ErrorType within the fixed set of reasons a request's summary and metrics
+	// carry (ErrorReasons), set with SigError.
+	ErrorReason string
 	// BlockReason is set with SigBlocked.
 	BlockReason string
 	// Eras is the range of eras the span's name and keys are consistent with; zero when they
@@ -427,6 +431,7 @@ func (c *Classifier) Finish(span ptrace.Span, router bool) Facts {
 	if errType := errorType(s, span, statusError); errType != "" {
 		f.Signals |= SigError
 		f.ErrorType = errType
+		f.ErrorReason = errorReason(errType, span)
 	}
 	return f
 }
@@ -473,6 +478,60 @@ func errorType(s *scan, span ptrace.Span, statusError bool) string {
 	return ""
 }
 
+// OtherErrorType is the error.type of a failure outside ErrorReasons: the semantic
+// conventions' fallback value.
+const OtherErrorType = "_OTHER"
+
+// ErrorReasons are the error.type values a request's summary and the request metrics carry,
+// besides the HTTP server error codes (500 to 599, as the semantic conventions write a failed
+// HTTP call's error.type): the classes errorType derives by the router's conventions, the
+// reasons era D's router gives, the reasons of the router's own llm_request_errors_total, and
+// the guard blocks of a root with status ERROR. A span's free text (an exception's type, a
+// status message, an error.type another tool wrote) never becomes a label.
+var ErrorReasons = []string{
+	"error", "exception", "timeout", "server_error", "plugin_failed", "retrieval_failed",
+	"upstream_request_failed", "request_canceled", "request_deadline_exceeded",
+	"parse_error", "serialization_error", "classification_failed", "upstream_4xx", "upstream_5xx",
+	BlockedErrorType(ReasonJailbreak), BlockedErrorType(ReasonPII), BlockedErrorType(ReasonGuard),
+	OtherErrorType,
+}
+
+var errorReasonSet = func() map[string]bool {
+	m := map[string]bool{}
+	for _, r := range ErrorReasons {
+		m[r] = true
+	}
+	return m
+}()
+
+// BoundedErrorType returns s when it is one of ErrorReasons or an HTTP server error code, and
+// OtherErrorType otherwise.
+func BoundedErrorType(s string) string {
+	if errorReasonSet[s] || isServerErrorCode(s) {
+		return s
+	}
+	return OtherErrorType
+}
+
+func isServerErrorCode(s string) bool {
+	digit := func(c byte) bool { return c >= '0' && c <= '9' }
+	return len(s) == 3 && s[0] == '5' && digit(s[1]) && digit(s[2])
+}
+
+// errorReason bounds a span's error class: a class outside the set that came from an exception
+// or error event is "exception" or "error", anything else OtherErrorType.
+func errorReason(errType string, span ptrace.Span) string {
+	if r := BoundedErrorType(errType); r != OtherErrorType {
+		return r
+	}
+	for _, ev := range span.Events().All() {
+		if name := ev.Name(); name == "exception" || name == "error" {
+			return name
+		}
+	}
+	return OtherErrorType
+}
+
 // blockedErrorSuffix ends the error.type the trace summary gives a blocked root whose status
 // the router set to ERROR ("jailbreak_blocked"): a guard working, not a failure.
 const blockedErrorSuffix = "_blocked"
@@ -488,7 +547,7 @@ func eventAttr(ev ptrace.SpanEvent, key, fallback string) string {
 	case !ok || v.AsString() == "":
 		return fallback
 	case len(v.AsString()) > maxReasonLen:
-		return "_OTHER"
+		return OtherErrorType
 	}
 	return v.AsString()
 }
@@ -498,14 +557,14 @@ const maxReasonLen = 48
 
 // boundedReason turns a status message such as "upstream request failed" into
 // "upstream_request_failed". Messages with digits or longer than maxReasonLen are likely to
-// carry IDs or values, so they become "_OTHER" (the semantic conventions' fallback).
+// carry IDs or values, so they become OtherErrorType.
 func boundedReason(msg string) string {
 	msg = strings.TrimSpace(msg)
 	if msg == "" {
 		return "error"
 	}
 	if len(msg) > maxReasonLen {
-		return "_OTHER"
+		return OtherErrorType
 	}
 	b := []byte(msg)
 	for i, c := range b {
@@ -516,7 +575,7 @@ func boundedReason(msg string) string {
 		case c == ' ' || c == '-':
 			b[i] = '_'
 		default:
-			return "_OTHER"
+			return OtherErrorType
 		}
 	}
 	return string(b)

@@ -143,10 +143,12 @@ func TestClassifyTable(t *testing.T) {
 }
 
 // A guard match is a block only in a request that went no further than its guards: a
-// decision may route on a PII signal (to a private model) and call the model.
+// decision may route on a PII signal (to a private model) and call the model. Only eras A
+// (its PII detection) and C mark a block so; eras B and D mark every block.
 func TestBlockedIsAGuardMatchThatWentNoFurther(t *testing.T) {
+	eras := func(e routerconv.Era) [2]routerconv.Era { return [2]routerconv.Era{e, e} }
 	var v routerconv.Summary[string]
-	v.Add(&routerconv.Facts{Signals: routerconv.SigPIIHit}, identity)
+	v.Add(&routerconv.Facts{Signals: routerconv.SigPIIHit, Eras: eras(routerconv.EraC)}, identity)
 	reason, blocked := v.Blocked()
 	require.True(t, blocked)
 	require.Equal(t, routerconv.ReasonPII, reason)
@@ -154,6 +156,24 @@ func TestBlockedIsAGuardMatchThatWentNoFurther(t *testing.T) {
 	_, blocked = v.Blocked()
 	require.False(t, blocked, "a request that went past its guards was routed, not blocked")
 	require.True(t, v.PassedGuards())
+
+	for _, c := range []struct {
+		era     routerconv.Era
+		hit     routerconv.Signals
+		blocked bool
+	}{
+		{routerconv.EraA, routerconv.SigPIIHit, true},
+		{routerconv.EraA, routerconv.SigJailbreakHit, false}, // era A's jailbreak block says so
+		{routerconv.EraB, routerconv.SigPIIHit, false},
+		{routerconv.EraC, routerconv.SigJailbreakHit, true},
+		{routerconv.EraD, routerconv.SigPIIHit, false},
+		{routerconv.EraUnknown, routerconv.SigPIIHit, false},
+	} {
+		var s routerconv.Summary[string]
+		s.Add(&routerconv.Facts{Signals: c.hit, Eras: eras(c.era)}, identity)
+		_, blocked := s.Blocked()
+		assert.Equal(t, c.blocked, blocked, "era %s, %v", c.era, c.hit)
+	}
 
 	var d routerconv.Summary[string]
 	d.Add(&routerconv.Facts{Signals: routerconv.SigBlocked, BlockReason: routerconv.ReasonGuard}, identity)
@@ -175,4 +195,58 @@ func TestIsLocalRoot(t *testing.T) {
 	s.SetFlags(0)
 	s.SetName("semantic_router.request.received")
 	require.True(t, routerconv.IsLocalRoot(s), "root by name, parent flags unknown")
+}
+
+// A request's error class, which becomes error.type on its root and a metric label, is one of
+// a fixed set of reasons, whatever free text the span carried.
+func TestErrorReasonIsFromAFixedSet(t *testing.T) {
+	exception := func(typ string) ptrace.Span {
+		return span(func(s ptrace.Span) {
+			e := s.Events().AppendEmpty()
+			e.SetName("exception")
+			e.Attributes().PutStr("exception.type", typ)
+			e.Attributes().PutStr("exception.message", "reply to alice@example.com failed")
+		})
+	}
+	for _, c := range []struct {
+		name   string
+		span   ptrace.Span
+		reason string
+	}{
+		{"status message of the router", span(func(s ptrace.Span) {
+			s.Status().SetCode(ptrace.StatusCodeError)
+			s.Status().SetMessage("upstream request failed")
+		}), "upstream_request_failed"},
+		{"status message with an id", span(func(s ptrace.Span) {
+			s.Status().SetCode(ptrace.StatusCodeError)
+			s.Status().SetMessage("timeout for request 8f3a")
+		}), routerconv.OtherErrorType},
+		{"free-text status message of words", span(func(s ptrace.Span) {
+			s.Status().SetCode(ptrace.StatusCodeError)
+			s.Status().SetMessage("cannot reach jane doe")
+		}), routerconv.OtherErrorType},
+		{"an exception's type", exception("*errors.errorString"), "exception"},
+		{"an exception's type with a message", exception("ValueError: alice@example.com is not allowed"), "exception"},
+		{"an error event's reason", span(func(s ptrace.Span) {
+			e := s.Events().AppendEmpty()
+			e.SetName("error")
+			e.Attributes().PutStr("error.reason", "request_deadline_exceeded")
+		}), "request_deadline_exceeded"},
+		{"5xx", span(func(s ptrace.Span) { s.Attributes().PutInt("http.status_code", 502) }), "502"},
+		{"plugin error", span(func(s ptrace.Span) { s.Attributes().PutStr("plugin.status", "error") }), "plugin_failed"},
+		{"era D outcome", span(func(s ptrace.Span) { s.Attributes().PutStr("request.outcome", "server_error") }), "server_error"},
+		{"an error.type another tool wrote", span(func(s ptrace.Span) {
+			s.Attributes().PutStr("error.type", "could not reach bob@example.com after 3 retries, giving up on it")
+		}), routerconv.OtherErrorType},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := routerconv.Classify(c.span, true)
+			require.True(t, f.Has(routerconv.SigError))
+			assert.Equal(t, c.reason, f.ErrorReason)
+			assert.Equal(t, c.reason, routerconv.BoundedErrorType(c.reason))
+		})
+	}
+	for _, s := range []string{"", "5", "5000", "50x", "404", "ValueError", "a@b.co"} {
+		assert.Equal(t, routerconv.OtherErrorType, routerconv.BoundedErrorType(s), "%q", s)
+	}
 }

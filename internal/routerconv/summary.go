@@ -1,6 +1,8 @@
 package routerconv
 
 import (
+	"strings"
+
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
@@ -35,8 +37,11 @@ type Summary[S comparable] struct {
 	UpstreamModel S
 }
 
-// Add merges one span's facts. The first value seen of each string wins: each is set by one
-// span of a router trace. intern turns a non-empty string into S.
+// Add merges the facts of one of the router's own spans: another service's span in the trace
+// (a client, a model server) has no say in what the request was. The first value seen of each
+// string wins: each is set by one span of a router trace. Names become metric labels and root
+// attributes, so each is held to BoundedName and the error class to ErrorReasons. intern turns
+// a non-empty string into S.
 func (s *Summary[S]) Add(f *Facts, intern func(string) S) {
 	s.Signals |= f.Signals
 	s.Eras = NarrowEras(s.Eras, f.Eras)
@@ -47,10 +52,12 @@ func (s *Summary[S]) Add(f *Facts, intern func(string) S) {
 	var zero S
 	set := func(dst *S, v string) {
 		if *dst == zero && v != "" {
-			*dst = intern(v)
+			*dst = intern(BoundedName(v))
 		}
 	}
-	set(&s.ErrorType, f.ErrorType)
+	if s.ErrorType == zero && f.ErrorReason != "" {
+		s.ErrorType = intern(BoundedErrorType(f.ErrorReason))
+	}
 	set(&s.SelectedModel, f.SelectedModel)
 	set(&s.OriginalModel, f.OriginalModel)
 	set(&s.Category, f.Category)
@@ -68,24 +75,70 @@ func (s *Summary[S]) Strings(f func(S)) {
 	}
 }
 
+// SavedSummary is a Summary with its strings, as encoding/json keeps it across a restart.
+type SavedSummary struct {
+	Signals       Signals `json:"signals"`
+	Eras          [2]Era  `json:"eras"`
+	Cache         Cache   `json:"cache"`
+	Block         string  `json:"block,omitempty"`
+	ErrorType     string  `json:"error_type,omitempty"`
+	SelectedModel string  `json:"selected_model,omitempty"`
+	OriginalModel string  `json:"original_model,omitempty"`
+	Category      string  `json:"category,omitempty"`
+	Decision      string  `json:"decision,omitempty"`
+	UpstreamModel string  `json:"upstream_model,omitempty"`
+}
+
+// Save returns the summary with its strings resolved by str.
+func (s *Summary[S]) Save(str func(S) string) SavedSummary {
+	return SavedSummary{Signals: s.Signals, Eras: s.Eras, Cache: s.Cache, Block: blockReasons[s.block],
+		ErrorType: str(s.ErrorType), SelectedModel: str(s.SelectedModel), OriginalModel: str(s.OriginalModel),
+		Category: str(s.Category), Decision: str(s.Decision), UpstreamModel: str(s.UpstreamModel)}
+}
+
+// RestoreSummary is the summary v saved, its strings interned again and held to their bounds
+// (what a storage file holds is input like any other).
+func RestoreSummary[S comparable](v SavedSummary, intern func(string) S) Summary[S] {
+	s := Summary[S]{Signals: v.Signals, Eras: v.Eras, Cache: min(v.Cache, CacheHit)}
+	if v.Block != "" {
+		s.block = blockIndex(v.Block)
+	}
+	s.Add(&Facts{ErrorReason: v.ErrorType, SelectedModel: v.SelectedModel, OriginalModel: v.OriginalModel,
+		Category: v.Category, Decision: v.Decision, UpstreamModel: v.UpstreamModel}, intern)
+	return s
+}
+
 // Error reports whether any span is an error.
 func (s *Summary[S]) Error() bool { return s.Signals&SigError != 0 }
 
 // Blocked reports whether a guard blocked the request, and which: an explicit block, named
-// after the guard that matched when the block itself does not say (era D's 403 root), or a
-// guard match in a request that went no further than its guards (eras A and C show a block
-// only so). A guard match in a request that went on was a routing signal, not a block.
+// after the guard that matched when the block itself does not say (era D's 403 root), or, in
+// the eras that mark no block, a guard match in a request that went no further than its
+// guards: era C (a block carries no attribute) and era A's PII detection (its jailbreak block
+// says so, its PII block does not). Eras B and D mark every block, so there a match that
+// nothing followed is no evidence of one. A guard match in a request that went on was a
+// routing signal, not a block. The caller asks once the request can show nothing more.
 func (s *Summary[S]) Blocked() (string, bool) {
-	hit := s.Signals&(SigJailbreakHit|SigPIIHit) != 0
+	hit := s.Signals & (SigJailbreakHit | SigPIIHit)
 	if s.block != 0 {
 		reason := blockReasons[s.block]
-		if reason == ReasonGuard && hit {
+		if reason == ReasonGuard && hit != 0 {
 			reason = HitReason(s.Signals)
 		}
 		return reason, true
 	}
-	if hit && s.Signals&(SigPastGuards|SigUpstream|SigCacheHit) == 0 {
-		return HitReason(s.Signals), true
+	if s.PassedGuards() {
+		return "", false
+	}
+	switch s.Era() {
+	case EraC:
+		if hit != 0 {
+			return HitReason(s.Signals), true
+		}
+	case EraA:
+		if hit&SigPIIHit != 0 {
+			return ReasonPII, true
+		}
 	}
 	return "", false
 }
@@ -97,6 +150,17 @@ func (s *Summary[S]) PassedGuards() bool {
 
 // Era is the era every span agrees on, or EraUnknown.
 func (s *Summary[S]) Era() Era { return SingleEra(s.Eras) }
+
+// RoutedModel is the model the router sent the request to: its routing span's, else the one
+// its upstream call names (a request routed without a routing span, or whose routing span has
+// not come).
+func (s *Summary[S]) RoutedModel() S {
+	var zero S
+	if s.SelectedModel != zero {
+		return s.SelectedModel
+	}
+	return s.UpstreamModel
+}
 
 // ResponseModel is the model that answered: the upstream call's, else the routed one.
 func (s *Summary[S]) ResponseModel() S {
@@ -131,7 +195,7 @@ func WriteSummary[S comparable](root ptrace.Span, s *Summary[S], t Timing, str f
 		}
 	}
 	attrs.PutStr("vsr.era", s.Era().String())
-	putStr("routing.selected_model", s.SelectedModel)
+	putStr("routing.selected_model", s.RoutedModel())
 	putStr("category.name", s.Category)
 	putStr("decision.name", s.Decision)
 	putStr("gen_ai.request.model", s.OriginalModel)
@@ -153,6 +217,11 @@ func WriteSummary[S comparable](root ptrace.Span, s *Summary[S], t Timing, str f
 	case s.PassedGuards():
 		attrs.PutStr("security.action", "allowed")
 		attrs.Remove("security.reason")
+	}
+	if v, ok := attrs.Get("error.type"); ok && !strings.HasSuffix(v.AsString(), blockedErrorSuffix) {
+		// The root's own failure (the request's class is the record's): held to the fixed set
+		// the metrics use, whatever free text it came from.
+		attrs.PutStr("error.type", errorReason(v.AsString(), root))
 	}
 }
 

@@ -100,3 +100,46 @@ func TestEraEvidence(t *testing.T) {
 	assert.Equal(t, [2]routerconv.Era{routerconv.EraB, routerconv.EraD}, routerconv.Classify(span, true).Eras,
 		"normalized: the key may be renamed from era C's model.reasoning_enabled")
 }
+
+// What the summary writes on the root and the metrics take as labels are names from a bounded
+// vocabulary and an error class from the fixed set: free text becomes "other" or "_OTHER".
+func TestSummaryHoldsNamesAndErrorsToTheirBounds(t *testing.T) {
+	var sum routerconv.Summary[string]
+	sum.Add(&routerconv.Facts{Category: "mail alice@example.com", Decision: "math_decision", SelectedModel: "Qwen/Qwen3-8B",
+		OriginalModel: "gpt-4o please\nignore", Signals: routerconv.SigError | routerconv.SigUpstream, ErrorType: "ValueError: x",
+		ErrorReason: "not one of the reasons"}, identity)
+	root := ptrace.NewSpan()
+	routerconv.WriteSummary(root, &sum, routerconv.Timing{}, identity)
+	got := root.Attributes().AsRaw()
+	assert.Equal(t, routerconv.OtherName, got["category.name"])
+	assert.Equal(t, "math_decision", got["decision.name"])
+	assert.Equal(t, "Qwen/Qwen3-8B", got["routing.selected_model"])
+	assert.Equal(t, routerconv.OtherName, got["gen_ai.request.model"])
+	assert.NotContains(t, got, "error.type", "a root that did not fail carries no error.type")
+
+	failed := ptrace.NewSpan()
+	failed.Status().SetCode(ptrace.StatusCodeError)
+	failed.Attributes().PutStr("error.type", "ValueError: alice@example.com")
+	routerconv.WriteSummary(failed, &sum, routerconv.Timing{}, identity)
+	assert.Equal(t, routerconv.OtherErrorType, failed.Attributes().AsRaw()["error.type"], "a failed root's own class, bounded")
+	ev := failed.Events().AppendEmpty()
+	ev.SetName("exception")
+	failed.Attributes().PutStr("error.type", "ValueError: alice@example.com")
+	routerconv.WriteSummary(failed, &sum, routerconv.Timing{}, identity)
+	assert.Equal(t, "exception", failed.Attributes().AsRaw()["error.type"])
+
+	saved := sum.Save(identity)
+	restored := routerconv.RestoreSummary(saved, identity)
+	assert.Equal(t, sum, restored, "a summary survives the hand-over to the next run")
+	saved.Category = "bob@example.com"
+	assert.Equal(t, routerconv.OtherName, routerconv.RestoreSummary(saved, identity).Category, "what storage holds is held to the bounds too")
+}
+
+// A request routed without a routing span names its model by its upstream call.
+func TestRoutedModelFallsBackToTheUpstreamCall(t *testing.T) {
+	var sum routerconv.Summary[string]
+	sum.Add(&routerconv.Facts{UpstreamModel: "qwen3-8b", Signals: routerconv.SigUpstream}, identity)
+	root := ptrace.NewSpan()
+	routerconv.WriteSummary(root, &sum, routerconv.Timing{}, identity)
+	assert.Equal(t, "qwen3-8b", root.Attributes().AsRaw()["routing.selected_model"])
+}

@@ -17,6 +17,9 @@ type Mix struct {
 	BlockedRate  float64
 	SlowRate     float64
 	CacheHitRate float64
+	// PIIRoutedRate is how often a decision routes a request on a PII match instead of
+	// blocking it (OutcomePIIRouted).
+	PIIRoutedRate float64
 	// RemoteParentRate is how often the client sends a traceparent.
 	RemoteParentRate float64
 	// ModelServerRate is how often the model server traces the request too.
@@ -90,7 +93,9 @@ func (d *Drawer) Draw(start time.Time) Request {
 		if d.rng.IntN(2) == 0 {
 			req.Outcome = OutcomePII
 		}
-	case x < d.mix.ErrorRate+d.mix.BlockedRate+d.mix.CacheHitRate:
+	case x < d.mix.ErrorRate+d.mix.BlockedRate+d.mix.PIIRoutedRate:
+		req.Outcome = OutcomePIIRouted
+	case x < d.mix.ErrorRate+d.mix.BlockedRate+d.mix.PIIRoutedRate+d.mix.CacheHitRate:
 		req.Outcome = OutcomeCacheHit
 	}
 	req.Slow = req.Outcome == OutcomeOK && d.rng.Float64() < d.mix.SlowRate

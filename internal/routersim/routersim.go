@@ -27,10 +27,15 @@ const (
 	OutcomePII
 	// OutcomeCacheHit answers from the semantic cache: no routing, no upstream call.
 	OutcomeCacheHit
+	// OutcomePIIRouted is a request whose decision matched a PII rule and routed it, to a
+	// private model say, instead of blocking it (a documented router use); the decision has no
+	// plugins, so nothing follows the guards but the routing and the model call, which takes
+	// 3 to 8 s, longer than a tail sampler's grace period.
+	OutcomePIIRouted
 )
 
 func (o Outcome) String() string {
-	return [...]string{"ok", "error", "jailbreak", "pii", "cache_hit"}[o]
+	return [...]string{"ok", "error", "jailbreak", "pii", "cache_hit", "pii_routed"}[o]
 }
 
 // Blocked reports whether a guard stops the request.
@@ -230,8 +235,11 @@ func (b *builder) endAt(s ptrace.Span) {
 }
 
 func (b *builder) upstreamDuration() time.Duration {
-	if b.req.Slow {
+	switch {
+	case b.req.Slow:
 		return b.ms(15000, 45000)
+	case b.req.Outcome == OutcomePIIRouted:
+		return b.ms(3000, 8000)
 	}
 	return b.ms(300, 4000)
 }
@@ -295,25 +303,33 @@ func (b *builder) eraA() {
 		return
 	}
 	pii := b.span("semantic_router.security.pii_detection", ptrace.SpanKindInternal, jb.SpanID(), b.ms(5, 30))
-	pii.Attributes().PutBool("pii.detected", req.Outcome == OutcomePII)
+	piiDetected := req.Outcome == OutcomePII || req.Outcome == OutcomePIIRouted
+	pii.Attributes().PutBool("pii.detected", piiDetected)
 	pii.Attributes().PutInt("pii.detection_time_ms", pii.EndTimestamp().AsTime().Sub(pii.StartTimestamp().AsTime()).Milliseconds())
-	if req.Outcome == OutcomePII {
+	if piiDetected {
 		pii.Attributes().PutStr("pii.types", piiTypeSets[b.rng.IntN(len(piiTypeSets))])
+	}
+	if req.Outcome == OutcomePII {
 		b.endAt(root)
 		return
 	}
-	cache := b.span("semantic_router.cache.lookup", ptrace.SpanKindInternal, pii.SpanID(), b.ms(1, 10))
-	ca := cache.Attributes()
-	ca.PutStr("cache.key", req.Prompt)
-	ca.PutBool("cache.hit", req.Outcome == OutcomeCacheHit)
-	ca.PutInt("cache.lookup_time_ms", cache.EndTimestamp().AsTime().Sub(cache.StartTimestamp().AsTime()).Milliseconds())
-	ca.PutStr("category.name", req.Category)
-	ca.PutDouble("cache.threshold", float32Wide(0.8))
-	if req.Outcome == OutcomeCacheHit {
-		b.endAt(root)
-		return
+	// A PII-routed request's decision allows the PII it found and has no cache plugin.
+	plugins := req.Outcome != OutcomePIIRouted
+	parent := pii.SpanID()
+	if plugins {
+		cache := b.span("semantic_router.cache.lookup", ptrace.SpanKindInternal, pii.SpanID(), b.ms(1, 10))
+		ca := cache.Attributes()
+		ca.PutStr("cache.key", req.Prompt)
+		ca.PutBool("cache.hit", req.Outcome == OutcomeCacheHit)
+		ca.PutInt("cache.lookup_time_ms", cache.EndTimestamp().AsTime().Sub(cache.StartTimestamp().AsTime()).Milliseconds())
+		ca.PutStr("category.name", req.Category)
+		ca.PutDouble("cache.threshold", float32Wide(0.8))
+		if req.Outcome == OutcomeCacheHit {
+			b.endAt(root)
+			return
+		}
+		parent = cache.SpanID()
 	}
-	parent := cache.SpanID()
 	if b.rng.IntN(5) == 0 { // the classification span existed only briefly
 		cl := b.span("semantic_router.classification", ptrace.SpanKindInternal, parent, b.ms(5, 40))
 		cl.Attributes().PutStr("category.name", req.Category)
@@ -338,9 +354,12 @@ func (b *builder) eraA() {
 	be := b.span("semantic_router.backend.selection", ptrace.SpanKindInternal, rd.SpanID(), b.ms(0.05, 0.3))
 	be.Attributes().PutStr("endpoint.name", "endpoint-"+req.Model)
 	be.Attributes().PutStr("endpoint.address", "10.0.3.17:8000")
-	sp := b.span("semantic_router.system_prompt.injection", ptrace.SpanKindInternal, be.SpanID(), b.ms(0.05, 0.3))
+	parent = be.SpanID()
+	if plugins {
+		parent = b.span("semantic_router.system_prompt.injection", ptrace.SpanKindInternal, be.SpanID(), b.ms(0.05, 0.3)).SpanID()
+	}
 	b.endAt(root) // headers done: the root ends, the upstream call is still to come
-	up := b.span("semantic_router.upstream.request", ptrace.SpanKindClient, sp.SpanID(), b.upstreamDuration())
+	up := b.span("semantic_router.upstream.request", ptrace.SpanKindClient, parent, b.upstreamDuration())
 	if req.Outcome == OutcomeError && rd.Events().Len() == 0 {
 		upstreamFailure(up, 0, "")
 	}
@@ -385,12 +404,21 @@ func (b *builder) eraB() {
 		return
 	}
 	piiStatus, piiResult := "success", "no_pii_detected"
-	if req.Outcome == OutcomePII {
+	switch req.Outcome {
+	case OutcomePII:
 		piiStatus, piiResult = "blocked", "pii_detected:"+piiTypeSets[b.rng.IntN(len(piiTypeSets))]
+	case OutcomePIIRouted:
+		piiStatus, piiResult = "detected", "pii_detected:"+piiTypeSets[b.rng.IntN(len(piiTypeSets))]
 	}
 	pii := b.plugin(jb.SpanID(), "pii", piiStatus, piiResult, 5, 30)
 	if req.Outcome == OutcomePII {
 		b.endAt(root)
+		return
+	}
+	if req.Outcome == OutcomePIIRouted {
+		// No other plugin: the model call follows the guards.
+		b.endAt(root)
+		b.span("semantic_router.upstream.request", ptrace.SpanKindClient, pii.SpanID(), b.upstreamDuration())
 		return
 	}
 	cacheResult := "cache_miss"
@@ -431,7 +459,7 @@ func (b *builder) eraC() {
 	switch req.Outcome {
 	case OutcomeJailbreak:
 		rules = append(rules, "jailbreak:prompt_guard")
-	case OutcomePII:
+	case OutcomePII, OutcomePIIRouted:
 		rules = append(rules, "pii:pii_guard:EMAIL_ADDRESS")
 	}
 	putStrs(sig.Attributes(), "signal.matched_rules", rules)
@@ -446,6 +474,22 @@ func (b *builder) eraC() {
 	da.PutStr("decision.strategy", []string{"priority", "confidence", "auto", ""}[b.rng.IntN(4)])
 	if req.Outcome.Blocked() {
 		b.endAt(root)
+		return
+	}
+	if req.Outcome == OutcomePIIRouted {
+		// No plugins: the routing decision (auto routing) and the model call follow the guards.
+		b.endAt(root)
+		routing := b.span("semantic_router.decision.evaluation", ptrace.SpanKindInternal, dec.SpanID(), b.ms(0.5, 3))
+		ra := routing.Attributes()
+		ra.PutStr("decision.name", req.Category+"_decision")
+		ra.PutStr("routing.strategy", "auto")
+		ra.PutStr("routing.reason", "decision_engine_evaluation")
+		ra.PutStr("routing.original_model", "auto")
+		ra.PutStr("routing.selected_model", req.Model)
+		up := b.span("semantic_router.upstream.request", ptrace.SpanKindClient, routing.SpanID(), b.upstreamDuration())
+		up.Attributes().PutStr("model.name", req.Model)
+		up.Attributes().PutStr("endpoint.address", "10.0.3.17:8000")
+		up.Attributes().PutInt("http.status_code", 200)
 		return
 	}
 
@@ -534,7 +578,7 @@ func (b *builder) eraD() {
 	}
 	sig := child("semantic_router.signal.evaluation", ptrace.SpanKindInternal, 5, 40)
 	rules := []string{"domain:" + req.Category}
-	if req.Outcome.Blocked() {
+	if req.Outcome.Blocked() || req.Outcome == OutcomePIIRouted {
 		rules = append(rules, map[bool]string{true: "jailbreak:prompt_guard", false: "pii:pii_guard"}[req.Outcome == OutcomeJailbreak])
 	}
 	putStrs(sig.Attributes(), "signal.matched_rules", rules)
@@ -565,20 +609,23 @@ func (b *builder) eraD() {
 		root.Status().SetMessage("request_blocked")
 		return
 	}
-	cache := child("semantic_router.plugin.execution", ptrace.SpanKindInternal, 1, 10)
-	ca := cache.Attributes()
-	ca.PutStr("plugin.type", "response_cache")
-	ca.PutStr("plugin.status", "success")
-	ca.PutStr("routing.algorithm", "priority")
-	if req.Outcome == OutcomeCacheHit {
-		ca.PutStr("plugin.result", "cache_hit")
-		finish("success", 200)
-		return
+	plugins := req.Outcome != OutcomePIIRouted
+	if plugins {
+		cache := child("semantic_router.plugin.execution", ptrace.SpanKindInternal, 1, 10)
+		ca := cache.Attributes()
+		ca.PutStr("plugin.type", "response_cache")
+		ca.PutStr("plugin.status", "success")
+		ca.PutStr("routing.algorithm", "priority")
+		if req.Outcome == OutcomeCacheHit {
+			ca.PutStr("plugin.result", "cache_hit")
+			finish("success", 200)
+			return
+		}
+		ca.PutStr("plugin.result", "cache_miss")
 	}
-	ca.PutStr("plugin.result", "cache_miss")
 
 	ragFails := req.Outcome == OutcomeError && b.rng.IntN(2) == 0
-	if b.rng.IntN(2) == 0 || ragFails {
+	if plugins && b.rng.IntN(2) == 0 || ragFails {
 		rag := child("semantic_router.rag.retrieval", ptrace.SpanKindInternal, 20, 300)
 		rag.Attributes().PutStr("rag.backend", "milvus")
 		rag.Attributes().PutBool("rag.success", !ragFails)

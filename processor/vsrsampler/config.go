@@ -21,6 +21,12 @@ type Config struct {
 	TraceTimeout time.Duration `mapstructure:"trace_timeout"`
 	// SlowThreshold always keeps requests that took at least this long; 0 disables it.
 	SlowThreshold time.Duration `mapstructure:"slow_threshold"`
+	// ModelCallWait is how long after its last span a kept router request waits for what ends
+	// it: the model call after an era A–C root, or a root that has not come. Past it nothing
+	// can still come, and the request is summarized as it stands: a guard match that nothing
+	// followed (eras A and C) is a block. The default is the longest route timeout the
+	// router's own Envoy configurations set, plus its export delay (routerconv.ModelCallWait).
+	ModelCallWait time.Duration `mapstructure:"model_call_wait"`
 	// Rules keep matching traces at their own rate; the first match wins.
 	Rules []RuleConfig `mapstructure:"rules"`
 	// DefaultPercentage is the rate of traces no other rule decided.
@@ -112,6 +118,8 @@ func (cfg *Config) Validate() error {
 	add(cfg.Grace > 0, "grace: must be positive, got %v", cfg.Grace)
 	add(cfg.TraceTimeout > cfg.Grace, "trace_timeout: must be longer than grace (%v), got %v", cfg.Grace, cfg.TraceTimeout)
 	add(cfg.SlowThreshold >= 0, "slow_threshold: must not be negative, got %v", cfg.SlowThreshold)
+	add(cfg.ModelCallWait >= cfg.Grace && cfg.ModelCallWait > 0,
+		"model_call_wait: must be at least grace (%v): a model call takes longer than the spans before it, got %v", cfg.Grace, cfg.ModelCallWait)
 	errs = append(errs, percentageError("default_percentage", cfg.DefaultPercentage))
 	add(cfg.MaxBufferBytes > 0, "max_buffer_bytes: must be positive, got %d", cfg.MaxBufferBytes)
 	add(cfg.MaxTraceBytes > 0 && cfg.MaxTraceBytes <= min(cfg.MaxBufferBytes, maxTraceBytesLimit),
@@ -151,6 +159,7 @@ func (cfg *Config) coreConfig() sampler.Config {
 		Grace:             cfg.Grace,
 		TraceTimeout:      cfg.TraceTimeout,
 		SlowThreshold:     cfg.SlowThreshold,
+		ModelCallWait:     cfg.ModelCallWait,
 		DefaultPercentage: cfg.DefaultPercentage,
 		MaxBufferBytes:    cfg.MaxBufferBytes,
 		MaxTraceBytes:     cfg.MaxTraceBytes,

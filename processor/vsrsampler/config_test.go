@@ -26,7 +26,8 @@ func TestLoadConfig(t *testing.T) {
 	}{
 		{id: component.NewID(metadata.Type), want: createDefaultConfig().(*Config)},
 		{id: component.NewIDWithName(metadata.Type, "custom"), want: &Config{
-			Grace: time.Second, TraceTimeout: 20 * time.Second, SlowThreshold: 5 * time.Second, DefaultPercentage: 5,
+			Grace: time.Second, TraceTimeout: 20 * time.Second, SlowThreshold: 5 * time.Second, ModelCallWait: 6 * time.Minute,
+			DefaultPercentage: 5,
 			Rules: []RuleConfig{
 				{Name: "math", Attribute: "category.name", Values: []string{"math", "physics"}, Percentage: 50},
 				{Name: "canary", Attribute: "service.version", Values: []string{"v0.4.0-dev"}, Percentage: 100},
@@ -45,6 +46,7 @@ func TestLoadConfig(t *testing.T) {
 		}},
 		{id: component.NewIDWithName(metadata.Type, "bad_everything"), wantErr: []string{
 			"grace: must be positive", "trace_timeout: must be longer than grace", "slow_threshold: must not be negative",
+			"model_call_wait: must be at least grace",
 			"default_percentage: must be a number within [0, 100]", "max_buffer_bytes: must be positive",
 			"max_trace_bytes: must be positive and at most max_buffer_bytes", "max_trace_spans: must be positive",
 			"decision_cache.keep_entries: must not be negative", "service_names:", "shards: must not be negative",

@@ -25,6 +25,7 @@ func createDefaultConfig() component.Config {
 		Grace:             2 * time.Second,
 		TraceTimeout:      30 * time.Second,
 		SlowThreshold:     10 * time.Second,
+		ModelCallWait:     routerconv.ModelCallWait,
 		DefaultPercentage: 10,
 		Dynamic: DynamicConfig{
 			Keys:                  []string{"category.name", "routing.selected_model"},

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 	"go.uber.org/zap"
@@ -360,4 +361,57 @@ func TestUnreadableHandoverIsCounted(t *testing.T) {
 	metadatatest.AssertEqualProcessorVsrSamplerReleaseFailures(t, tt, []metricdata.DataPoint[int64]{{Value: 1}}, metricdatatest.IgnoreTimestamp())
 	require.NoError(t, p.Shutdown(context.Background()))
 	assert.NotContains(t, store.data, openKey)
+}
+
+// With storage, a restart hands the roots awaiting their model calls over: the PII-routed
+// request's call that comes to the next run closes it as allowed, and the block's root
+// leaves blocked when that run's wait runs out; at shutdown neither root left.
+func TestRestartHandsWaitingRootsOver(t *testing.T) {
+	storageID := component.MustNewIDWithName("file_storage", "queue")
+	store := &memStorage{data: map[string][]byte{}}
+	cfg := createDefaultConfig().(*Config)
+	cfg.Grace = 50 * time.Millisecond
+	cfg.DefaultPercentage = 0
+	cfg.Storage = &storageID
+	routed := simulate(routerconv.EraC, routersim.OutcomePIIRouted, "math", 9)
+	blocked := simulate(routerconv.EraC, routersim.OutcomePII, "math", 10)
+	routedFirst, call := ptrace.NewTraces(), ptrace.NewTraces()
+	routed.Traces.CopyTo(routedFirst)
+	routed.Traces.CopyTo(call)
+	routedFirst.ResourceSpans().At(0).ScopeSpans().At(0).Spans().RemoveIf(func(s ptrace.Span) bool { return s.Name() == "semantic_router.upstream.request" })
+	call.ResourceSpans().At(0).ScopeSpans().At(0).Spans().RemoveIf(func(s ptrace.Span) bool { return s.Name() != "semantic_router.upstream.request" })
+	nRouted, nBlocked := routed.SpanCount(), blocked.SpanCount()
+
+	sink := new(consumertest.TracesSink)
+	start := func() processor.Traces {
+		p, err := NewFactory().CreateTraces(context.Background(), metadatatest.NewSettings(newTelemetry(t)), cfg, sink)
+		require.NoError(t, err)
+		require.NoError(t, p.Start(context.Background(), hostWith{storageID: store}))
+		return p
+	}
+	p := start()
+	require.NoError(t, p.ConsumeTraces(context.Background(), routedFirst))
+	require.NoError(t, p.ConsumeTraces(context.Background(), blocked.Traces))
+	require.NoError(t, p.Shutdown(context.Background()))
+	require.Equal(t, nRouted-2+nBlocked-1, sink.SpanCount(), "all but the roots and the model call left")
+	require.Contains(t, store.data, waitingKey)
+
+	cfg.ModelCallWait = 300 * time.Millisecond
+	p = start()
+	require.NotContains(t, store.data, waitingKey, "taken in once")
+	require.NoError(t, p.ConsumeTraces(context.Background(), call))
+	require.Eventually(t, func() bool { return sink.SpanCount() == nRouted+nBlocked }, 5*time.Second, 10*time.Millisecond,
+		"the model call closes the routed request, the wait the block")
+	require.NoError(t, p.Shutdown(context.Background()))
+	verdicts := map[string]any{}
+	for _, td := range sink.AllTraces() {
+		for _, rs := range td.ResourceSpans().All() {
+			for _, s := range rs.ScopeSpans().At(0).Spans().All() {
+				if routerconv.IsLocalRoot(s) {
+					verdicts[s.TraceID().String()] = s.Attributes().AsRaw()["security.action"]
+				}
+			}
+		}
+	}
+	assert.Equal(t, map[string]any{routed.ID.String(): "allowed", blocked.ID.String(): "blocked"}, verdicts)
 }

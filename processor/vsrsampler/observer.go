@@ -138,6 +138,10 @@ func (o *observer) SpillFailed(err error) {
 	}
 }
 
+func (o *observer) RootWaited(ended sampler.Trigger, waited time.Duration) {
+	o.tb.ProcessorVsrSamplerRootWait.Record(context.Background(), float64(waited)/float64(time.Millisecond), o.latency[ended])
+}
+
 func (o *observer) Lost(err error) {
 	o.tb.ProcessorVsrSamplerReleaseFailures.Add(context.Background(), 1)
 	if !o.lostWarned.Swap(true) {

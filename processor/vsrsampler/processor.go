@@ -154,15 +154,17 @@ func (p *samplerProcessor) restoreDecisions(ctx context.Context, host component.
 	}
 	now := time.Now()
 	p.restoreRates(ctx, now)
+	p.restoreWaiting(ctx, now)
 	p.restoreOpen(ctx, now)
 	return nil
 }
 
-// Storage keys: the saved decision caches, the spans of the traces left undecided, and dynamic
-// sampling's rates.
+// Storage keys: the saved decision caches, the spans of the traces left undecided, the kept
+// requests still awaiting their end, and dynamic sampling's rates.
 const (
 	decisionsKey = "decisions"
 	openKey      = "open"
+	waitingKey   = "waiting"
 	ratesKey     = "rates"
 )
 
@@ -177,6 +179,29 @@ func (p *samplerProcessor) saveOpen(ctx context.Context, open ptrace.Traces) err
 		return err
 	}
 	return p.decisions.Set(ctx, openKey, raw)
+}
+
+// restoreWaiting takes in the kept requests the last run left awaiting their end (a root
+// waiting for its model call), and removes them from storage so that they are taken in once.
+// Those that cannot be read are lost: counted.
+func (p *samplerProcessor) restoreWaiting(ctx context.Context, now time.Time) {
+	raw, err := p.decisions.Get(ctx, waitingKey)
+	if err != nil {
+		p.observer.Lost(fmt.Errorf("the requests the last run left awaiting their end could not be read: %w", err))
+		return
+	}
+	if raw == nil {
+		return
+	}
+	if err := p.decisions.Delete(ctx, waitingKey); err != nil {
+		p.logger.Warn("the requests the last run left awaiting their end could not be removed from storage", zap.Error(err))
+	}
+	taken, released, err := p.core.RestoreWaiting(raw, now)
+	if err != nil {
+		p.observer.Lost(fmt.Errorf("requests the last run left awaiting their end are not readable: %w", err))
+	}
+	p.released.send(ctx, released, now)
+	p.logger.Info("took over the requests the last run left awaiting their end", zap.Int("requests", taken))
 }
 
 // restoreOpen takes in the traces the last run left undecided, and removes them from storage
@@ -203,6 +228,21 @@ func (p *samplerProcessor) restoreOpen(ctx context.Context, now time.Time) {
 	p.released.send(ctx, released, now)
 	p.released.send(ctx, pass, now)
 	p.logger.Info("took over the traces the last run left undecided", zap.Int("spans", td.SpanCount()))
+}
+
+// saveWaiting stores the kept requests awaiting their end, for the next run. When it cannot,
+// they are taken back, and TakeOpen then closes them as they stand, as without storage.
+func (p *samplerProcessor) saveWaiting(ctx context.Context, waiting []byte, now time.Time) error {
+	if len(waiting) == 0 {
+		return nil
+	}
+	err := p.decisions.Set(ctx, waitingKey, waiting)
+	if err == nil {
+		return nil
+	}
+	_, released, rerr := p.core.RestoreWaiting(waiting, now)
+	p.released.send(ctx, released, now)
+	return errors.Join(err, rerr)
 }
 
 // restoreRates starts dynamic sampling from the rates the last run measured, if they still hold.
@@ -306,8 +346,15 @@ func (p *samplerProcessor) shutdownOnce(ctx context.Context) error {
 	now := time.Now()
 	handedOver := 0
 	if p.decisions != nil {
-		// The next run takes the undecided traces over, rather than this one keep them blind.
-		open, kept := p.core.TakeOpen(now, p.cfg.MaxBufferBytes)
+		// The next run goes on waiting for the ends of the kept requests awaiting them, rather
+		// than this one summarize them as they stand; it takes the undecided traces over,
+		// rather than this one keep them blind.
+		waiting, closed := p.core.TakeWaiting(now, p.cfg.MaxBufferBytes)
+		p.released.send(ctx, closed, now)
+		if err := p.saveWaiting(ctx, waiting, now); err != nil {
+			p.logger.Warn("the requests awaiting their end could not be handed over to the next run; they leave as they stand", zap.Error(err))
+		}
+		open, kept := p.core.TakeOpen(now, p.cfg.MaxBufferBytes-int64(len(waiting)))
 		p.released.send(ctx, kept, now)
 		if err := p.saveOpen(ctx, open); err != nil {
 			p.logger.Warn("the undecided traces could not be handed over to the next run; they are kept", zap.Error(err))

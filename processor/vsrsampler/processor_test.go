@@ -48,6 +48,7 @@ func TestProcessorPaths(t *testing.T) {
 	tt := newTelemetry(t)
 	cfg := createDefaultConfig().(*Config)
 	cfg.Grace = 50 * time.Millisecond
+	cfg.ModelCallWait = 200 * time.Millisecond
 	cfg.DefaultPercentage = 0
 	cfg.Rules = []RuleConfig{{Name: "math", Attribute: "category.name", Values: []string{"math"}, Percentage: 100}}
 	sink := new(consumertest.TracesSink)
@@ -56,7 +57,7 @@ func TestProcessorPaths(t *testing.T) {
 
 	// The processor takes ownership of what it consumes: count spans before handing them over.
 	// An era C block shows only by what does not follow: its spans leave at once, its root
-	// with the verdict once the grace period says nothing follows.
+	// with the verdict once model_call_wait says no model call can still come.
 	blocked := simulate(routerconv.EraC, routersim.OutcomeJailbreak, "other", 1)
 	nBlocked := blocked.SpanCount()
 	require.NoError(t, p.ConsumeTraces(ctx, blocked.Traces))
@@ -97,6 +98,18 @@ func TestProcessorPaths(t *testing.T) {
 	metadatatest.AssertEqualProcessorVsrSamplerTracesDecided(t, tt, []metricdata.DataPoint[int64]{
 		traces("blocked", "immediate"), traces("rule:math", "grace"), traces("rule:math", "shutdown"),
 	}, metricdatatest.IgnoreTimestamp())
+	wait, err := tt.GetMetric("otelcol_processor_vsr_sampler_root_wait")
+	require.NoError(t, err)
+	waits := map[string]uint64{}
+	for _, dp := range wait.Data.(metricdata.Histogram[float64]).DataPoints {
+		trigger, _ := dp.Attributes.Value("trigger")
+		waits[trigger.AsString()] += dp.Count
+		if trigger.AsString() == "timeout" {
+			least, _ := dp.Min.Value()
+			assert.GreaterOrEqual(t, least, float64(cfg.ModelCallWait.Milliseconds()), "the block's root waited out model_call_wait")
+		}
+	}
+	assert.Equal(t, map[string]uint64{"timeout": 1}, waits, "only the block's root waited")
 }
 
 func TestBufferedGauges(t *testing.T) {

@@ -39,6 +39,7 @@ type TelemetryBuilder struct {
 	ProcessorVsrSamplerRedeliveredSpans    metric.Int64Counter
 	ProcessorVsrSamplerReleaseFailures     metric.Int64Counter
 	ProcessorVsrSamplerRetriedSpansSkipped metric.Int64Counter
+	ProcessorVsrSamplerRootWait            metric.Float64Histogram
 	ProcessorVsrSamplerSpansDecided        metric.Int64Counter
 	ProcessorVsrSamplerSpillBytes          metric.Int64ObservableGauge
 	ProcessorVsrSamplerSpillFailures       metric.Int64Counter
@@ -224,6 +225,13 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_processor_vsr_sampler_retried_spans_skipped",
 		metric.WithDescription("Spans a sender sent again in the retry of a batch refused under block_on_overflow, taken already from its first try and not taken twice. [Development]"),
 		metric.WithUnit("{spans}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorVsrSamplerRootWait, err = builder.meter.Float64Histogram(
+		"otelcol_processor_vsr_sampler_root_wait",
+		metric.WithDescription("How long a kept router request's root was held, from its arrival, waiting for the request's end (its model call after an era A-C root, or a root that had not come), by what ended the wait: root (it came), timeout (model_call_wait ran out: nothing more could come), pressure, shutdown or limit (cut short). [Development]"),
+		metric.WithUnit("ms"),
+		metric.WithExplicitBucketBoundaries([]float64{0, 100, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 300000, 600000, 1.2e+06, 1.8e+06}...),
 	)
 	errs = errors.Join(errs, err)
 	builder.ProcessorVsrSamplerSpansDecided, err = builder.meter.Int64Counter(

@@ -188,6 +188,21 @@ func AssertEqualProcessorVsrSamplerRetriedSpansSkipped(t *testing.T, tt *compone
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualProcessorVsrSamplerRootWait(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.HistogramDataPoint[float64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_processor_vsr_sampler_root_wait",
+		Description: "How long a kept router request's root was held, from its arrival, waiting for the request's end (its model call after an era A-C root, or a root that had not come), by what ended the wait: root (it came), timeout (model_call_wait ran out: nothing more could come), pressure, shutdown or limit (cut short). [Development]",
+		Unit:        "ms",
+		Data: metricdata.Histogram[float64]{
+			Temporality: metricdata.CumulativeTemporality,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_processor_vsr_sampler_root_wait")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualProcessorVsrSamplerSpansDecided(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_processor_vsr_sampler_spans_decided",

@@ -47,6 +47,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ProcessorVsrSamplerRedeliveredSpans.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerReleaseFailures.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerRetriedSpansSkipped.Add(context.Background(), 1)
+	tb.ProcessorVsrSamplerRootWait.Record(context.Background(), 1)
 	tb.ProcessorVsrSamplerSpansDecided.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerSpillFailures.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerTracesDecided.Add(context.Background(), 1)
@@ -82,6 +83,9 @@ func TestSetupTelemetry(t *testing.T) {
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorVsrSamplerRetriedSpansSkipped(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorVsrSamplerRootWait(t, testTel,
+		[]metricdata.HistogramDataPoint[float64]{{}}, metricdatatest.IgnoreValue(),
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorVsrSamplerSpansDecided(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},

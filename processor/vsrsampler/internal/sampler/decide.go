@@ -59,9 +59,10 @@ func (s *Sampler) settle(sh *shard, b *batch, ti int32, now time.Time, out *outp
 
 	trigger, due := s.trigger(sh, si, in, now)
 	switch {
-	case t.phase == phaseKept && due:
+	case t.kept() && due:
+		s.endWait(sh, si, trigger, now)
 		s.close(sh, si, now, in, out)
-	case t.phase == phaseKept:
+	case t.kept():
 		s.passOrParkRoot(sh, si, in, out)
 		s.place(sh, si)
 	case due:
@@ -85,14 +86,15 @@ func (s *Sampler) settle(sh *shard, b *batch, ti int32, now time.Time, out *outp
 }
 
 // trigger says whether a live trace is due for a decision (open) or its close (kept), and why.
+// A kept trace holds only its root: its span count bounds nothing.
 func (s *Sampler) trigger(sh *shard, si int32, in *here, now time.Time) (Trigger, bool) {
 	t := &sh.slots[si]
 	switch {
 	case t.complete() && (t.phase != phaseOpen || s.parentsArrived(sh, si, in)):
 		return TriggerRoot, true
-	case int(t.spans) >= s.cfg.MaxTraceSpans || s.traceBytes(sh, si) >= s.cfg.MaxTraceBytes:
+	case t.phase == phaseOpen && int(t.spans) >= s.cfg.MaxTraceSpans || s.traceBytes(sh, si) >= s.cfg.MaxTraceBytes:
 		return TriggerLimit, true
-	case t.phase == phaseOpen && (keepAlways(t.sum.Signals) || t.slow(s.cfg.SlowThreshold, now)):
+	case t.phase == phaseOpen && (keepAlways(t.signals()) || t.slow(s.cfg.SlowThreshold, now)):
 		return TriggerImmediate, true
 	}
 	return NumTriggers, false
@@ -111,9 +113,9 @@ func (s *Sampler) traceBytes(sh *shard, si int32) int64 {
 func (s *Sampler) followDecision(sh *shard, b *batch, bt *batchTrace, out *output) bool {
 	if th, ok := sh.keep.get(bt.fp); ok {
 		for _, r := range bt.spans {
-			span := b.span(r)
-			f := routerconv.Classify(span, b.group(r).router)
-			s.modelCall(&f, span, "", th, bt.id, 1)
+			span, router := b.span(r), b.group(r).router
+			f := routerconv.Classify(span, router)
+			s.modelCall(&f, span, router, "", th, bt.id, 1)
 			b.fates[r] = fatePass
 			out.stamp(span, th)
 			s.obs.LateSpan(LateKept)
@@ -125,9 +127,9 @@ func (s *Sampler) followDecision(sh *shard, b *batch, bt *batchTrace, out *outpu
 	}
 	rescue := false
 	for _, r := range bt.spans {
-		span := b.span(r)
-		f := routerconv.Classify(span, b.group(r).router)
-		s.modelCall(&f, span, "", sampling.NeverSampleThreshold, bt.id, 1)
+		span, router := b.span(r), b.group(r).router
+		f := routerconv.Classify(span, router)
+		s.modelCall(&f, span, router, "", sampling.NeverSampleThreshold, bt.id, 1)
 		rescue = rescue || keepAlways(f.Signals)
 	}
 	if !rescue {
@@ -153,9 +155,9 @@ func (s *Sampler) followDecision(sh *shard, b *batch, bt *batchTrace, out *outpu
 func (s *Sampler) joinRescuable(sh *shard, si int32, in *here, now time.Time, out *output) {
 	rescue := false
 	for _, r := range in.bt.spans {
-		span := in.b.span(r)
-		f := routerconv.Classify(span, in.b.group(r).router)
-		s.modelCall(&f, span, "", sampling.NeverSampleThreshold, in.bt.id, s.weight(sh, si))
+		span, router := in.b.span(r), in.b.group(r).router
+		f := routerconv.Classify(span, router)
+		s.modelCall(&f, span, router, "", sampling.NeverSampleThreshold, in.bt.id, s.weight(sh, si))
 		rescue = rescue || keepAlways(f.Signals)
 	}
 	t := &sh.slots[si]
@@ -183,17 +185,20 @@ func (s *Sampler) joinRescuable(sh *shard, si int32, in *here, now time.Time, ou
 	s.forget(sh, si)
 }
 
-// observe records what one span tells about its trace.
+// observe records what one span tells about its trace: every span's keep-always signals, and
+// the request's facts from the router's spans only.
 func (s *Sampler) observe(sh *shard, si int32, b *batch, r int32, now time.Time) {
 	span, g := b.span(r), b.group(r)
 	f := routerconv.Classify(span, g.router)
 	t := &sh.slots[si]
-	t.sum.Add(&f, sh.strs.intern)
 	if g.router {
+		t.sum.Add(&f, sh.strs.intern)
 		t.flags |= flagRouter
 		if t.service == 0 {
-			t.service = sh.strs.intern(g.service)
+			t.service = sh.strs.intern(routerconv.BoundedName(g.service))
 		}
+	} else {
+		t.other |= f.Signals & keepAlwaysSignals
 	}
 	t.maxEnd = max(t.maxEnd, t.spanMS(span.EndTimestamp()))
 	if routerconv.IsLocalRoot(span) {
@@ -236,7 +241,7 @@ func (s *Sampler) observe(sh *shard, si int32, b *batch, r int32, now time.Time)
 		default:
 			th = s.keptThreshold(sh, si)
 		}
-		s.modelCall(&f, span, sh.strs.str(t.sum.SelectedModel), th, t.id, s.weight(sh, si))
+		s.modelCall(&f, span, g.router, sh.strs.str(t.sum.SelectedModel), th, t.id, s.weight(sh, si))
 	}
 }
 
@@ -295,9 +300,9 @@ func (s *Sampler) policy(sh *shard, si int32, now time.Time) Decision {
 		s.dynamic.decided(now)
 	}
 	switch {
-	case t.sum.Error():
+	case t.signals()&routerconv.SigError != 0:
 		d.Reason = ReasonError
-	case keepAlways(t.sum.Signals):
+	case keepAlways(t.signals()):
 		d.Reason = ReasonBlocked
 	case t.slow(s.cfg.SlowThreshold, now):
 		d.Reason = ReasonSlow
@@ -329,7 +334,8 @@ func (s *Sampler) policy(sh *shard, si int32, now time.Time) Decision {
 type outcome uint8
 
 const (
-	// outcomeKept: the trace is kept and still in flight (phaseKept) until its close.
+	// outcomeKept: the trace is kept and still in flight (phaseKept, phaseAwaiting) until its
+	// close.
 	outcomeKept outcome = iota
 	// outcomeHeld: dropped, held for the rescue window.
 	outcomeHeld
@@ -387,7 +393,29 @@ func (s *Sampler) finish(sh *shard, si int32, trigger Trigger, now time.Time, ou
 			return
 		}
 	}
+	s.endWait(sh, si, trigger, now)
 	s.close(sh, si, now, nil, out)
+}
+
+// timeOut decides an open trace at trace_timeout. A router request that has not shown its end
+// (its root, or its model call) goes on waiting for it if kept (off the FIFO); otherwise the
+// trace is done.
+func (s *Sampler) timeOut(sh *shard, si int32, now time.Time, out *output) {
+	if t := &sh.slots[si]; t.phase != phaseOpen || !t.awaitsEnd() {
+		s.finish(sh, si, TriggerTimeout, now, out)
+		return
+	}
+	if s.decide(sh, si, TriggerTimeout, now, false, out) == outcomeHeld {
+		s.packParked(sh, si)
+	}
+}
+
+// endWait reports the end of a kept request's wait for its end, if the trace had one: trigger
+// is what closes it (TriggerRoot: its model call or root came).
+func (s *Sampler) endWait(sh *shard, si int32, trigger Trigger, now time.Time) {
+	if t := &sh.slots[si]; t.phase == phaseAwaiting {
+		s.obs.RootWaited(trigger, now.Sub(t.at(t.rootAt)))
+	}
 }
 
 // close ends a kept trace: its parked spans and the batch's (in, if any) leave, stamped, with
@@ -443,16 +471,19 @@ func (s *Sampler) passOrParkRoot(sh *shard, si int32, in *here, out *output) {
 func (s *Sampler) place(sh *shard, si int32) {
 	t := &sh.slots[si]
 	switch {
-	case t.awaitingUpstream() && t.phase == phaseOpen:
+	case t.phase == phaseOpen && t.awaitingModelCall():
 		if t.list != listWaiting {
 			sh.setTimer(si, listWaiting)
 		}
-	case t.awaitingUpstream():
-		// Kept: it waits for its model call, up to the trace timeout.
-		sh.setTimer(si, listNone)
+	case t.kept() && t.awaitsEnd():
+		// Its spans leave as they come; its root, once here, waits for the request's end,
+		// model_call_wait from the last span.
+		sh.await(si)
 	case t.has(flagRoot):
+		sh.stopAwaiting(si)
 		sh.setTimer(si, listQuiet)
 	default:
+		sh.stopAwaiting(si)
 		sh.setTimer(si, listNone)
 	}
 }
@@ -483,10 +514,7 @@ func (s *Sampler) request(sh *shard, si int32, now time.Time, kept bool) *reques
 	str := sh.strs.str
 	r.Era = t.sum.Era().String()
 	r.Service = str(t.service)
-	r.SelectedModel = str(t.sum.SelectedModel)
-	if r.SelectedModel == "" {
-		r.SelectedModel = str(t.sum.UpstreamModel) // its routing span came too late
-	}
+	r.SelectedModel = str(t.sum.RoutedModel())
 	r.Category = str(t.sum.Category)
 	r.Decision = str(t.sum.Decision)
 	if t.sum.Cache != routerconv.CacheUnknown {

@@ -31,6 +31,8 @@ type recorder struct {
 	lost       int
 	requests   []requestmetrics.Request
 	calls      []requestmetrics.ModelCall
+	// waited are the roots' waits for their model calls, by what ended them.
+	waited map[Trigger][]time.Duration
 }
 
 func newRecorder() *recorder {
@@ -61,6 +63,15 @@ func (r *recorder) Request(req *requestmetrics.Request) {
 func (r *recorder) ModelCall(c *requestmetrics.ModelCall) {
 	r.mu.Lock()
 	r.calls = append(r.calls, *c)
+	r.mu.Unlock()
+}
+
+func (r *recorder) RootWaited(ended Trigger, waited time.Duration) {
+	r.mu.Lock()
+	if r.waited == nil {
+		r.waited = map[Trigger][]time.Duration{}
+	}
+	r.waited[ended] = append(r.waited[ended], waited)
 	r.mu.Unlock()
 }
 
@@ -133,6 +144,7 @@ func testConfig() Config {
 		Grace:             2 * time.Second,
 		TraceTimeout:      30 * time.Second,
 		SlowThreshold:     10 * time.Second,
+		ModelCallWait:     routerconv.ModelCallWait,
 		DefaultPercentage: 10,
 		MaxBufferBytes:    64 << 20,
 		MaxTraceBytes:     8 << 20,

@@ -274,23 +274,33 @@ func (f *finisher) span(span ptrace.Span, router bool, out *output) {
 	}
 }
 
-// modelCall reports an upstream call or a model server's token usage, when a span shows one.
-// th is its trace's threshold when kept (an exemplar may point at it), else NeverSample.
-func (s *Sampler) modelCall(f *routerconv.Facts, span ptrace.Span, routed string, th sampling.Threshold, id pcommon.TraceID, weight float64) {
-	upstream := f.Signals&routerconv.SigUpstream != 0
+// modelCall reports the router's upstream call or a span's token usage (a model server
+// reports it), when a span shows one. router says whether the span is the router's: only the
+// router's upstream span is a call. The model, a metric label, is the call's own, else the one
+// the token report names, else the routed one, held to BoundedName; the error class is one of
+// ErrorReasons. th is its trace's threshold when kept (an exemplar may point at it), else
+// NeverSample.
+func (s *Sampler) modelCall(f *routerconv.Facts, span ptrace.Span, router bool, routed string, th sampling.Threshold, id pcommon.TraceID, weight float64) {
+	upstream := router && f.Signals&routerconv.SigUpstream != 0
 	if !upstream && f.Usage == (routerconv.TokenUsage{}) {
 		return
 	}
-	c := &requestmetrics.ModelCall{Upstream: upstream, Model: f.UpstreamModel, At: span.EndTimestamp().AsTime(),
+	c := &requestmetrics.ModelCall{Upstream: upstream, At: span.EndTimestamp().AsTime(),
 		InputTokens: f.Usage.Input, OutputTokens: f.Usage.Output, Weight: weight}
+	if upstream {
+		c.Model = f.UpstreamModel
+	}
 	if c.Model == "" {
 		c.Model = f.Usage.Model
 	}
 	if c.Model == "" {
 		c.Model = routed
 	}
+	if c.Model != "" {
+		c.Model = routerconv.BoundedName(c.Model)
+	}
 	if f.Signals&routerconv.SigError != 0 {
-		c.ErrorType = f.ErrorType
+		c.ErrorType = f.ErrorReason
 	}
 	if span.EndTimestamp() > span.StartTimestamp() {
 		c.Duration = span.EndTimestamp().AsTime().Sub(span.StartTimestamp().AsTime())

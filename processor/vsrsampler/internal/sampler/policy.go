@@ -39,7 +39,10 @@ type Config struct {
 	// TraceTimeout decides a trace this long after its first span, root or not.
 	TraceTimeout time.Duration
 	// SlowThreshold keeps traces whose request took at least this long; 0 disables it.
-	SlowThreshold     time.Duration
+	SlowThreshold time.Duration
+	// ModelCallWait is how long after its last span a kept era A–C request's root waits for its
+	// model call: past it, no call can still come (routerconv.ModelCallWait).
+	ModelCallWait     time.Duration
 	Rules             []Rule
 	DefaultPercentage float64
 	// Dynamic replaces DefaultPercentage when set.
@@ -144,6 +147,10 @@ type Observer interface {
 	SpillFailed(err error)
 	// Lost reports parked spans that could not be decoded for release.
 	Lost(err error)
+	// RootWaited reports the end of a root's wait for its model call (phaseAwaiting), waited
+	// after the root arrived: ended by the call (TriggerRoot), by model_call_wait running out
+	// (TriggerTimeout), or cut short (TriggerPressure, TriggerShutdown, TriggerLimit).
+	RootWaited(ended Trigger, waited time.Duration)
 }
 
 // Spill keeps byte records outside the memory budget (spill.Store keeps them on disk).
@@ -158,8 +165,8 @@ type Spill interface {
 // validate checks what the core relies on; the processor's Config reports user errors by key.
 func (c *Config) validate() error {
 	var errs []error
-	if c.Grace <= 0 || c.TraceTimeout <= 0 {
-		errs = append(errs, errors.New("grace and trace timeout must be positive"))
+	if c.Grace <= 0 || c.TraceTimeout <= 0 || c.ModelCallWait <= 0 {
+		errs = append(errs, errors.New("grace, trace timeout and model call wait must be positive"))
 	}
 	if c.MaxBufferBytes <= 0 || c.MaxTraceBytes <= 0 || c.MaxTraceSpans <= 0 {
 		errs = append(errs, errors.New("buffer and trace limits must be positive"))

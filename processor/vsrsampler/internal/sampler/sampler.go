@@ -173,8 +173,8 @@ func (s *Sampler) consume(td ptrace.Traces, now time.Time, carried bool) (pass, 
 }
 
 // Tick decides the traces whose grace period, slow threshold or timeout has passed at now,
-// closes kept traces that are done, forgets rescuable traces past their window, and returns
-// the kept spans.
+// closes kept traces that are done or whose model call can no longer come, forgets rescuable
+// traces past their window, and returns the kept spans.
 func (s *Sampler) Tick(now time.Time) ptrace.Traces {
 	var out output
 	for _, sh := range s.shards {
@@ -199,7 +199,12 @@ func (s *Sampler) tickShard(sh *shard, now time.Time, out *output) {
 		s.decide(sh, si, TriggerTimeout, now, false, out)
 	}
 	for si := sh.fifo.head; due(si, 0, s.cfg.TraceTimeout); si = sh.fifo.head {
-		s.finish(sh, si, TriggerTimeout, now, out)
+		s.timeOut(sh, si, now, out)
+	}
+	for si := sh.timers[listAwaiting].head; due(si, lastOf(sh, si), s.cfg.ModelCallWait); si = sh.timers[listAwaiting].head {
+		// No model call can still come: the request ended without one.
+		s.endWait(sh, si, TriggerTimeout, now)
+		s.close(sh, si, now, nil, out)
 	}
 	for si := sh.timers[listRescuable].head; due(si, lastOf(sh, si), s.cfg.RescueWindow); si = sh.timers[listRescuable].head {
 		s.forget(sh, si)
@@ -222,7 +227,8 @@ func rootAtOf(sh *shard, si int32) uint32 {
 
 // TakeOpen is Flush for a collector whose next run takes over: the spans of traces still
 // undecided, up to about maxBytes of them encoded, leave undecided (open) for the next run to
-// take in again with TakeOver, rather than be kept blind; the rest is flushed (kept).
+// take in again with TakeOver, rather than be kept blind; the rest is flushed (kept), roots
+// awaiting their model call that TakeWaiting did not hand over included.
 func (s *Sampler) TakeOpen(now time.Time, maxBytes int64) (open, kept ptrace.Traces) {
 	var out output
 	open = ptrace.NewTraces()
@@ -244,6 +250,9 @@ func (s *Sampler) TakeOpen(now time.Time, maxBytes int64) (open, kept ptrace.Tra
 			s.traces.Add(-1)
 			s.free(sh, si)
 		}
+		for si := sh.timers[listAwaiting].head; si >= 0; si = sh.timers[listAwaiting].head {
+			s.finish(sh, si, TriggerShutdown, now, &out)
+		}
 		for si := sh.timers[listRescuable].head; si >= 0; si = sh.timers[listRescuable].head {
 			s.forget(sh, si)
 		}
@@ -253,12 +262,17 @@ func (s *Sampler) TakeOpen(now time.Time, maxBytes int64) (open, kept ptrace.Tra
 	return open, out.traces()
 }
 
-// Flush decides and closes every buffered trace, for shutdown, and returns the kept spans.
+// Flush decides and closes every buffered trace, for shutdown, and returns the kept spans. A
+// root awaiting its model call leaves with what its trace showed: a guard match that nothing
+// followed, as blocked.
 func (s *Sampler) Flush(now time.Time) ptrace.Traces {
 	var out output
 	for _, sh := range s.shards {
 		sh.mu.Lock()
 		for si := sh.fifo.head; si >= 0; si = sh.fifo.head {
+			s.finish(sh, si, TriggerShutdown, now, &out)
+		}
+		for si := sh.timers[listAwaiting].head; si >= 0; si = sh.timers[listAwaiting].head {
 			s.finish(sh, si, TriggerShutdown, now, &out)
 		}
 		for si := sh.timers[listRescuable].head; si >= 0; si = sh.timers[listRescuable].head {

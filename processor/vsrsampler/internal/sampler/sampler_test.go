@@ -141,7 +141,9 @@ func TestAwaitingUpstreamIsKeptWhenSlow(t *testing.T) {
 	requireHeldZero(t, s)
 }
 
-// Without a root, only the timeout decides.
+// Without a root, only the timeout decides. Kept, the router request's spans leave, and it
+// waits for its root (era D's ends last, with the request) to write the summary on, up to
+// model_call_wait after its last span.
 func TestTimeoutWithoutRoot(t *testing.T) {
 	s, rec := newSampler(t, testConfig())
 	tr := withKeep(t, routerconv.EraD, routersim.OutcomeOK, 10, true)
@@ -150,6 +152,21 @@ func TestTimeoutWithoutRoot(t *testing.T) {
 	require.Zero(t, s.Tick(t0.Add(29*time.Second)).SpanCount())
 	require.Equal(t, n-1, s.Tick(t0.Add(30*time.Second)).SpanCount())
 	require.Equal(t, 1, rec.count(TriggerTimeout, ReasonDefault))
+	require.Empty(t, rec.requests, "the request's record waits for its root")
+	root := consume(s, batchOf(tr, n-1, n), t0.Add(45*time.Second))
+	require.Equal(t, 1, root.SpanCount())
+	assert.Equal(t, "allowed", attr(rootIn(t, root), "security.action"))
+	require.Len(t, rec.requests, 1)
+	requireHeldZero(t, s)
+
+	// A root that never comes: the trace closes model_call_wait after its last span.
+	s, rec = newSampler(t, testConfig())
+	consume(s, batchOf(tr, 0, n-1), t0)
+	s.Tick(t0.Add(30 * time.Second))
+	require.Zero(t, s.Tick(t0.Add(testWait-time.Millisecond)).SpanCount())
+	require.Empty(t, rec.requests)
+	s.Tick(t0.Add(testWait))
+	require.Len(t, rec.requests, 1)
 	requireHeldZero(t, s)
 }
 
@@ -213,7 +230,7 @@ func TestRootKeptForTheCloseKeepsSchemaURLs(t *testing.T) {
 
 // Guard blocks are kept in every era, from the raw spans (no vsr_attributes in front), and
 // reported as blocked with their reason. A block that shows only by what does not follow (a
-// guard match in eras A and C) is known complete after the grace period.
+// guard match in eras A and C) is known complete when no model call can still come.
 func TestBlockedKeptInEveryEra(t *testing.T) {
 	for _, era := range []routerconv.Era{routerconv.EraA, routerconv.EraB, routerconv.EraC, routerconv.EraD} {
 		for _, outcome := range []routersim.Outcome{routersim.OutcomeJailbreak, routersim.OutcomePII} {
@@ -222,7 +239,7 @@ func TestBlockedKeptInEveryEra(t *testing.T) {
 			s, rec := newSampler(t, cfg)
 			tr := build(era, outcome, 1)
 			out := consume(s, batchOf(tr, 0, tr.SpanCount()), t0)
-			s.Tick(t0.Add(3 * time.Second)).ResourceSpans().MoveAndAppendTo(out.ResourceSpans())
+			s.Tick(t0.Add(cfg.ModelCallWait)).ResourceSpans().MoveAndAppendTo(out.ResourceSpans())
 			require.ElementsMatch(t, allSpanIDs(tr), spanIDs(out), "%s/%s", era, outcome)
 			require.Equal(t, 1, rec.kept, "%s/%s", era, outcome)
 			require.Equal(t, 1, rec.count(TriggerImmediate, ReasonBlocked)+rec.count(TriggerRoot, ReasonBlocked), "%s/%s", era, outcome)

@@ -157,8 +157,29 @@ func (sh *shard) setTimer(si int32, which timerList) {
 // leaveLists takes a slot out of the FIFO and its timer list.
 func (sh *shard) leaveLists(si int32) {
 	sh.setTimer(si, listNone)
-	if t := &sh.slots[si]; t.phase != phaseRescuable {
+	if sh.slots[si].inFIFO() {
 		sh.unlink(&sh.fifo, si, fifoLink)
+	}
+}
+
+// await makes a kept trace wait for its request's end: it leaves the FIFO, whose
+// trace_timeout would cut the wait short, and goes to the back of listAwaiting, its wait
+// starting again from its last span.
+func (sh *shard) await(si int32) {
+	t := &sh.slots[si]
+	if t.phase == phaseKept {
+		sh.unlink(&sh.fifo, si, fifoLink)
+		t.phase = phaseAwaiting
+	}
+	sh.setTimer(si, listAwaiting)
+}
+
+// stopAwaiting returns a trace that no longer awaits a model call (a later root named another
+// era) to the kept traces of the FIFO, at its back: it is timed out late rather than early.
+func (sh *shard) stopAwaiting(si int32) {
+	if t := &sh.slots[si]; t.phase == phaseAwaiting {
+		t.phase = phaseKept
+		sh.push(&sh.fifo, si, fifoLink)
 	}
 }
 
@@ -183,7 +204,8 @@ func (sh *shard) compact() {
 	}
 	slots := make([]slot, 0, max(2*sh.live(), 64))
 	var live []int32
-	// Walk the FIFO first, then the rescuable list: every live slot is on one of them.
+	// Walk the FIFO, then the lists of rescuable and awaiting traces: every live slot is on one
+	// of them.
 	add := func(si int32) {
 		moved[si] = int32(len(slots))
 		live = append(live, int32(len(slots)))
@@ -192,8 +214,10 @@ func (sh *shard) compact() {
 	for si := sh.fifo.head; si >= 0; si = sh.slots[si].fifo.next {
 		add(si)
 	}
-	for si := sh.timers[listRescuable].head; si >= 0; si = sh.slots[si].timer.next {
-		add(si)
+	for _, l := range [...]timerList{listRescuable, listAwaiting} {
+		for si := sh.timers[l].head; si >= 0; si = sh.slots[si].timer.next {
+			add(si)
+		}
 	}
 	remap := func(si int32) int32 {
 		if si < 0 {

@@ -22,6 +22,12 @@ const (
 	// limit): its spans pass as they come, but its root waits, parked, for the trace's close,
 	// when the summary of the whole request is written on it.
 	phaseKept
+	// phaseAwaiting: a kept router request that has not shown its end: its root has not come,
+	// or its era A–C root (parked) waits for the model call. What ends the request closes the
+	// trace; when nothing has come model_call_wait after the last span, nothing more can: the
+	// request ended without it (a guard's block, in eras A and C). Off the FIFO:
+	// trace_timeout does not cut the wait short.
+	phaseAwaiting
 	// phaseRescuable: dropped; its spans are held for the rescue window, in case a late error
 	// or block brings the trace back.
 	phaseRescuable
@@ -58,6 +64,9 @@ const (
 	// listWaiting: an undecided era A–C trace waiting for its model call, ordered by root
 	// arrival, for the slow threshold.
 	listWaiting
+	// listAwaiting: a kept trace awaiting the end of its request (phaseAwaiting), ordered by
+	// last span, for model_call_wait.
+	listAwaiting
 	// listRescuable: a dropped trace within its rescue window, ordered by drop.
 	listRescuable
 	numLists
@@ -94,6 +103,9 @@ type slot struct {
 	phase phase
 	flags uint8
 	list  timerList
+	// other are the keep-always signals of spans outside the router (a client, a model
+	// server): they keep the trace, but sum, the request's facts, is the router's alone.
+	other routerconv.Signals
 }
 
 const slotSize = int64(unsafe.Sizeof(slot{}))
@@ -150,22 +162,39 @@ func (t *slot) at(ms uint32) time.Time {
 	return time.Unix(0, t.first).Add(time.Duration(ms) * time.Millisecond)
 }
 
-// awaitingUpstream reports whether an era A–C trace has only its model call to wait for:
-// its root has ended and its guards let the request through, or matched nothing yet.
-func (t *slot) awaitingUpstream() bool {
-	s := t.sum.Signals
-	if !t.has(flagRoot) || !t.has(flagEarlyRoot) || s&(routerconv.SigUpstream|routerconv.SigCacheHit|routerconv.SigBlocked) != 0 {
-		return false
-	}
-	return s&(routerconv.SigJailbreakHit|routerconv.SigPIIHit) == 0 || s&routerconv.SigPastGuards != 0
+// awaitingModelCall reports whether an era A–C router request may still make its model call:
+// its root has ended (before the call, as those eras' roots do) and no span has shown the call,
+// a cache answer or an explicit block. A guard match does not end the wait: decisions route on
+// PII and jailbreak signals too, and a block shows only by the call that never comes.
+func (t *slot) awaitingModelCall() bool {
+	return t.has(flagRoot) && t.has(flagEarlyRoot) && t.has(flagRouter) &&
+		t.sum.Signals&(routerconv.SigUpstream|routerconv.SigCacheHit|routerconv.SigBlocked) == 0
 }
+
+// awaitsEnd reports whether a kept router trace still waits for what ends its request: its
+// root, which ends last in era D and may arrive after the rest in any era, or, after an era
+// A–C root, the model call.
+func (t *slot) awaitsEnd() bool {
+	return t.has(flagRouter) && !t.complete() && (!t.has(flagRoot) || t.awaitingModelCall())
+}
+
+// kept reports whether the trace is kept and still in flight, until its close.
+func (t *slot) kept() bool { return t.phase == phaseKept || t.phase == phaseAwaiting }
+
+// inFIFO reports whether the trace is in its shard's FIFO: open, or kept and not awaiting.
+func (t *slot) inFIFO() bool { return t.phase == phaseOpen || t.phase == phaseKept }
+
+// signals are what every span of the trace showed, the router's and other services': what the
+// keep rules read.
+func (t *slot) signals() routerconv.Signals { return t.sum.Signals | t.other }
 
 // complete reports whether nothing more is expected: the root has ended, and an era A–C
 // request has made its model call, been answered from the cache or been blocked outright,
 // while an era D root has arrived after its children. A model call names its model, or (eras
 // A and B) follows a routing span that does: without either, spans came out of order and
-// some are still missing. A guard match in a request that went no further is only known
-// complete after the grace period: absence is its sole sign.
+// some are still missing. A request that ended without any of these (a guard match that
+// blocked, a failure before the call) is complete only when no model call can still come:
+// absence is its sole sign (phaseAwaiting).
 func (t *slot) complete() bool {
 	s := t.sum.Signals
 	routed := s&routerconv.SigUpstream == 0 || t.sum.SelectedModel != 0 || t.sum.UpstreamModel != 0
@@ -189,7 +218,7 @@ func (t *slot) slow(threshold time.Duration, now time.Time) bool {
 	if ms, ok := t.timing().ProcessingMS(); ok && time.Duration(ms)*time.Millisecond >= threshold {
 		return true
 	}
-	return t.awaitingUpstream() && now.Sub(t.at(t.rootAt)) >= threshold
+	return t.awaitingModelCall() && now.Sub(t.at(t.rootAt)) >= threshold
 }
 
 // keepAlwaysSignals are the signals that keep a trace whatever the rates: an error, a guard's

@@ -54,14 +54,16 @@ func TestSummaryOfASplitRequest(t *testing.T) {
 	requireHeldZero(t, s)
 }
 
-// A true block: the guard matched and nothing followed by the time the grace period ends.
+// A true block: the guard matched and nothing followed by the time no model call can still
+// come.
 func TestSummaryOfABlock(t *testing.T) {
-	s, _ := newSampler(t, testConfig())
+	cfg := testConfig()
+	s, _ := newSampler(t, cfg)
 	tr := build(routerconv.EraC, routersim.OutcomePII, 1)
 	out := consume(s, batchOf(tr, 0, tr.SpanCount()), t0)
 	require.Equal(t, tr.SpanCount()-1, out.SpanCount())
-	require.Zero(t, s.Tick(t0.Add(time.Second)).SpanCount(), "something may still follow")
-	later := s.Tick(t0.Add(2 * time.Second))
+	require.Zero(t, s.Tick(t0.Add(cfg.ModelCallWait-time.Millisecond)).SpanCount(), "the model call may still come")
+	later := s.Tick(t0.Add(cfg.ModelCallWait))
 	require.Equal(t, 1, later.SpanCount())
 	got := rootIn(t, later).Attributes().AsRaw()
 	assert.Equal(t, "blocked", got["security.action"])
