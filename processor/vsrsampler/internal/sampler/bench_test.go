@@ -21,6 +21,7 @@ type nopObserver struct{}
 func (nopObserver) Decided(Decision, Trigger, int, time.Duration) {}
 func (nopObserver) Request(*requestmetrics.Request)               {}
 func (nopObserver) ModelCall(*requestmetrics.ModelCall)           {}
+func (nopObserver) Serving(*requestmetrics.Serving)               {}
 func (nopObserver) LateSpan(LateOutcome)                          {}
 func (nopObserver) DuplicateSpan()                                {}
 func (nopObserver) SpillFailed(error)                             {}

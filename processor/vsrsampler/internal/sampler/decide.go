@@ -112,8 +112,10 @@ func (s *Sampler) followDecision(sh *shard, b *batch, bt *batchTrace, out *outpu
 	if th, ok := sh.keep.get(bt.fp); ok {
 		for _, r := range bt.spans {
 			span := b.span(r)
-			f := routerconv.Classify(span, b.group(r).router)
-			s.modelCall(&f, span, "", th, bt.id, 1)
+			if !s.lateServing(sh.lateRoute(bt.fp), b.group(r), span, true, 1) {
+				f := routerconv.Classify(span, b.group(r).router)
+				s.modelCall(&f, span, "", th, bt.id, 1)
+			}
 			b.fates[r] = fatePass
 			out.stamp(span, th)
 			s.obs.LateSpan(LateKept)
@@ -127,7 +129,9 @@ func (s *Sampler) followDecision(sh *shard, b *batch, bt *batchTrace, out *outpu
 	for _, r := range bt.spans {
 		span := b.span(r)
 		f := routerconv.Classify(span, b.group(r).router)
-		s.modelCall(&f, span, "", sampling.NeverSampleThreshold, bt.id, 1)
+		if !s.lateServing(sh.lateRoute(bt.fp), b.group(r), span, false, 1) {
+			s.modelCall(&f, span, "", sampling.NeverSampleThreshold, bt.id, 1)
+		}
 		rescue = rescue || keepAlways(f.Signals)
 	}
 	if !rescue {
@@ -152,10 +156,13 @@ func (s *Sampler) followDecision(sh *shard, b *batch, bt *batchTrace, out *outpu
 // with them if a later span does.
 func (s *Sampler) joinRescuable(sh *shard, si int32, in *here, now time.Time, out *output) {
 	rescue := false
+	held := s.routeOf(sh, si)
 	for _, r := range in.bt.spans {
 		span := in.b.span(r)
 		f := routerconv.Classify(span, in.b.group(r).router)
-		s.modelCall(&f, span, "", sampling.NeverSampleThreshold, in.bt.id, s.weight(sh, si))
+		if !s.lateServing(&held, in.b.group(r), span, false, s.weight(sh, si)) {
+			s.modelCall(&f, span, "", sampling.NeverSampleThreshold, in.bt.id, s.weight(sh, si))
+		}
 		rescue = rescue || keepAlways(f.Signals)
 	}
 	t := &sh.slots[si]
@@ -227,6 +234,9 @@ func (s *Sampler) observe(sh *shard, si int32, b *batch, r int32, now time.Time)
 	}
 	if s.dynamic != nil {
 		s.observeDynamic(sh, si, span)
+	}
+	if s.holdServing(sh, si, g, span) {
+		return
 	}
 	if f.Signals&routerconv.SigUpstream != 0 || f.Usage != (routerconv.TokenUsage{}) {
 		var th sampling.Threshold
@@ -363,6 +373,7 @@ func (s *Sampler) decide(sh *shard, si int32, trigger Trigger, now time.Time, cl
 		return outcomeKept
 	}
 	s.obs.Request(s.request(sh, si, now, false))
+	s.reportServing(sh, si, false)
 	sh.drop.put(fp, struct{}{})
 	sh.leaveLists(si)
 	s.traces.Add(-1)
@@ -408,6 +419,7 @@ func (s *Sampler) close(sh *shard, si int32, now time.Time, in *here, out *outpu
 		}
 	}
 	s.obs.Request(s.request(sh, si, now, true))
+	s.reportServing(sh, si, true)
 	sh.leaveLists(si)
 	s.traces.Add(-1)
 	s.free(sh, si)

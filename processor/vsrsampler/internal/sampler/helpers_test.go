@@ -31,6 +31,7 @@ type recorder struct {
 	lost       int
 	requests   []requestmetrics.Request
 	calls      []requestmetrics.ModelCall
+	served     []requestmetrics.Serving
 }
 
 func newRecorder() *recorder {
@@ -61,6 +62,12 @@ func (r *recorder) Request(req *requestmetrics.Request) {
 func (r *recorder) ModelCall(c *requestmetrics.ModelCall) {
 	r.mu.Lock()
 	r.calls = append(r.calls, *c)
+	r.mu.Unlock()
+}
+
+func (r *recorder) Serving(s *requestmetrics.Serving) {
+	r.mu.Lock()
+	r.served = append(r.served, *s)
 	r.mu.Unlock()
 }
 
