@@ -2,7 +2,9 @@ package normalize
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -10,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
+	"github.com/otelcol-vsr/otelcol-vsr/internal/routersim"
 )
 
 // modelServerSpan returns a one-span trace of a model server: its scope, span name and service.
@@ -198,4 +201,14 @@ func FuzzModelServerSpan(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkNormalizeModelServer normalizes vLLM's llm_request span alone, as a model server
+// pod's export carries it; ns/span and allocs/span are reported.
+func BenchmarkNormalizeModelServer(b *testing.B) {
+	tr := routersim.Build(routersim.Request{Era: routerconv.EraD, Category: "math", Model: "qwen3-8b", Prompt: "p",
+		Start: time.Unix(1_700_000_000, 0), ModelServer: true}, rand.New(rand.NewPCG(7, 7)))
+	ms := routersim.Trace{Traces: ptrace.NewTraces()}
+	tr.Traces.ResourceSpans().At(1).CopyTo(ms.Traces.ResourceSpans().AppendEmpty())
+	benchmarkTraces(b, ms)
 }
