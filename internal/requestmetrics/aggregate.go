@@ -218,7 +218,12 @@ func (a *Aggregator) at(f int, attrs []string) *series {
 		}
 		return fam.overflow
 	}
-	s := a.newSeries(f, slices.Clone(attrs))
+	// The series outlives the record: its labels are copies, not views of a span's strings.
+	own := make([]string, len(attrs))
+	for i, v := range attrs {
+		own[i] = strings.Clone(v)
+	}
+	s := a.newSeries(f, own)
 	fam.series[key] = s
 	return s
 }

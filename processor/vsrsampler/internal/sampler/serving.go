@@ -1,7 +1,6 @@
 package sampler
 
 import (
-	"strings"
 	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -18,15 +17,16 @@ import (
 // spans have decided the trace: the route of each decided request that called a model is
 // remembered (routes, bounded like the keep cache) for those.
 
-// served is a model server's request span a trace holds until it is decided.
+// served is a model server's request span a trace holds until it is decided. Its model and
+// service are held as the shard's interned strings (facts.Model is not kept).
 type served struct {
-	facts   routerconv.Serving
-	service string
-	spanID  pcommon.SpanID
-	end     pcommon.Timestamp
+	facts          routerconv.Serving
+	model, service handle
+	spanID         pcommon.SpanID
+	end            pcommon.Timestamp
 }
 
-// servedSize is what one held span takes besides its strings.
+// servedSize is what one held span takes; its strings are the interner's.
 const servedSize = int64(unsafe.Sizeof(served{}))
 
 // route is what a model server's span is reported with of the router request it served.
@@ -45,12 +45,12 @@ func (s *Sampler) holdServing(sh *shard, si int32, g *group, span ptrace.Span) b
 	if !ok || !facts.Whole {
 		return ok
 	}
-	// Copies: the strings may point into a batch the collector reuses.
-	v := served{facts: facts, service: strings.Clone(g.service), spanID: span.SpanID(), end: span.EndTimestamp()}
-	v.facts.Model = strings.Clone(facts.Model)
+	v := served{facts: facts, model: sh.strs.intern(facts.Model), service: sh.strs.intern(g.service),
+		spanID: span.SpanID(), end: span.EndTimestamp()}
+	v.facts.Model = ""
 	e := sh.extra(si)
 	e.served = append(e.served, v)
-	sh.servedBytes += servedSize + int64(len(v.service)+len(v.facts.Model))
+	sh.servedBytes += servedSize
 	return true
 }
 
@@ -68,7 +68,8 @@ func (s *Sampler) reportServing(sh *shard, si int32, kept bool) {
 	}
 	weight := s.weight(sh, si)
 	for i := range e.served {
-		s.obs.Serving(servingRecord(&e.served[i], &r, kept, t.id, weight))
+		v := &e.served[i]
+		s.obs.Serving(servingRecord(v, sh.strs.str(v.model), sh.strs.str(v.service), &r, kept, t.id, weight))
 	}
 	sh.freeServed(e)
 }
@@ -81,8 +82,8 @@ func (s *Sampler) lateServing(r *route, g *group, span ptrace.Span, kept bool, w
 	if !ok || !facts.Whole {
 		return ok
 	}
-	v := served{facts: facts, service: g.service, spanID: span.SpanID(), end: span.EndTimestamp()}
-	s.obs.Serving(servingRecord(&v, r, kept, span.TraceID(), weight))
+	v := served{facts: facts, spanID: span.SpanID(), end: span.EndTimestamp()}
+	s.obs.Serving(servingRecord(&v, facts.Model, g.service, r, kept, span.TraceID(), weight))
 	return true
 }
 
@@ -109,8 +110,8 @@ func (s *Sampler) routeOf(sh *shard, si int32) route {
 
 // servingRecord is what the request metrics are told of one model server span. The model is
 // the one the server named, else the one the router's call named, else the one it chose.
-func servingRecord(v *served, r *route, kept bool, id pcommon.TraceID, weight float64) *requestmetrics.Serving {
-	rec := &requestmetrics.Serving{At: v.end.AsTime(), Weight: weight, Service: v.service, Model: v.facts.Model,
+func servingRecord(v *served, model, service string, r *route, kept bool, id pcommon.TraceID, weight float64) *requestmetrics.Serving {
+	rec := &requestmetrics.Serving{At: v.end.AsTime(), Weight: weight, Service: service, Model: model,
 		SelectedModel: r.selected, Category: r.category, Decision: r.decision,
 		TTFT: v.facts.TTFT, TPOT: v.facts.TimePerOutputToken(), Queue: v.facts.Queue, E2E: v.facts.E2E,
 		InputTokens: v.facts.InputTokens, OutputTokens: v.facts.OutputTokens}
@@ -132,7 +133,9 @@ func servingRecord(v *served, r *route, kept bool, id pcommon.TraceID, weight fl
 // freeServed gives back what an extra's held spans take.
 func (sh *shard) freeServed(e *extra) {
 	for i := range e.served {
-		sh.servedBytes -= servedSize + int64(len(e.served[i].service)+len(e.served[i].facts.Model))
+		sh.strs.release(e.served[i].model)
+		sh.strs.release(e.served[i].service)
+		sh.servedBytes -= servedSize
 	}
 	e.served = nil
 }
