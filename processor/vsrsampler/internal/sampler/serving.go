@@ -41,6 +41,9 @@ type route struct {
 // the span was one. A span that covers part of a request (an SGLang prefill server's) is
 // taken and not reported.
 func (s *Sampler) holdServing(sh *shard, si int32, g *group, span ptrace.Span) bool {
+	if g.router {
+		return false // the router's own spans, most of them: no lookup
+	}
 	facts, ok := routerconv.ReadServing(g.ss.Scope(), span)
 	if !ok || !facts.Whole {
 		return ok
@@ -78,6 +81,9 @@ func (s *Sampler) reportServing(sh *shard, si int32, kept bool) {
 // with the route remembered (none when the trace had no model call, or it is forgotten), and
 // reports whether the span was one.
 func (s *Sampler) lateServing(r *route, g *group, span ptrace.Span, kept bool, weight float64) bool {
+	if g.router {
+		return false
+	}
 	facts, ok := routerconv.ReadServing(g.ss.Scope(), span)
 	if !ok || !facts.Whole {
 		return ok
