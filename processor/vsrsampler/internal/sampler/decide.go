@@ -197,6 +197,12 @@ func (s *Sampler) observe(sh *shard, si int32, b *batch, r int32, now time.Time)
 	t := &sh.slots[si]
 	t.sum.Add(&f, sh.strs.intern)
 	if g.router {
+		if !t.has(flagRouter) && t.has(flagRoot) {
+			// Another service's span rooted the trace: a model server's, which continues the
+			// router's traceparent (a remote parent), or an application's in front. The trace is
+			// the router's request, and its root is the router's, still to come.
+			t.flags &^= flagRoot | flagRootStart
+		}
 		t.flags |= flagRouter
 		if t.service == 0 {
 			t.service = sh.strs.intern(g.service)
@@ -206,7 +212,7 @@ func (s *Sampler) observe(sh *shard, si int32, b *batch, r int32, now time.Time)
 	if routerconv.IsLocalRoot(span) {
 		info, _ := routerconv.LookupSpan(span.Name())
 		isRouterRoot := info.Role == routerconv.RoleRoot || info.Role == routerconv.RoleRootEarly
-		if !t.has(flagRoot) || isRouterRoot {
+		if isRouterRoot || !t.has(flagRoot) && (g.router || !t.has(flagRouter)) {
 			t.flags |= flagRoot
 			t.flags &^= flagEarlyRoot | flagRouterRoot
 			switch info.Role {

@@ -171,3 +171,31 @@ func TestServingRoutesBounded(t *testing.T) {
 	assert.Positive(t, sh.routes.len())
 	assert.GreaterOrEqual(t, s.Memory(PartDecisions), sh.routes.bytes())
 }
+
+// vLLM exports its span with a remote parent (the router's traceparent), so the span is its
+// process's local root; in a router's trace it is not the trace's root. A vLLM span that
+// comes before the router's root (each exports on its own 5 s schedule) does not start the
+// grace period: the trace is decided at the router's root, whole, not early without it.
+func TestModelServerSpanIsNotTheRoutersRoot(t *testing.T) {
+	for _, routerFirst := range []bool{true, false} {
+		s, rec := newSampler(t, testConfig())
+		tr := servedTrace(t, routerconv.EraD, 10, false)
+		n := tr.Spans().Len()
+		at := t0
+		if routerFirst {
+			consume(s, batchOf(tr, 0, n-2), at)
+		}
+		consume(s, modelServerBatch(tr), at.Add(time.Second))
+		if !routerFirst {
+			consume(s, batchOf(tr, 0, n-2), at.Add(1500*time.Millisecond))
+		}
+		s.Tick(at.Add(4 * time.Second))
+		require.Empty(t, rec.requests, "router first %v: decided before the router's root", routerFirst)
+		consume(s, batchOf(tr, n-2, n), at.Add(4500*time.Millisecond))
+		assert.Equal(t, 1, rec.count(TriggerRoot, ReasonDefault), "router first %v", routerFirst)
+		require.Len(t, rec.requests, 1)
+		assert.Positive(t, rec.requests[0].Duration, "the root was there")
+		require.Len(t, rec.served, 1)
+		requireHeldZero(t, s)
+	}
+}
