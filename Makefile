@@ -15,6 +15,7 @@ FUZZ_TRACES ?= 40000x
 FUZZ_ATTRIBUTE ?= 30000x
 FUZZ_STREAM ?= 5000x
 FUZZ_REPLAY ?= 20000x
+FUZZ_MODEL_SERVER ?= 20000x
 
 .DEFAULT_GOAL := build
 .PHONY: build run test unit-test fuzz-smoke lint generate bench bench-smoke e2e clean
@@ -50,6 +51,7 @@ FUZZ := $(GO) test -run '^$$' -fuzzminimizetime 200x
 fuzz-smoke:
 	$(FUZZ) -fuzztime $(FUZZ_TRACES) -fuzz '^FuzzTraces$$' ./processor/vsrattrs/internal/normalize
 	$(FUZZ) -fuzztime $(FUZZ_ATTRIBUTE) -fuzz '^FuzzAttribute$$' ./processor/vsrattrs/internal/normalize
+	$(FUZZ) -fuzztime $(FUZZ_MODEL_SERVER) -fuzz '^FuzzModelServerSpan$$' ./processor/vsrattrs/internal/normalize
 	$(FUZZ) -fuzztime $(FUZZ_STREAM) -fuzz '^FuzzStream$$' ./processor/vsrsampler/internal/sampler
 	$(FUZZ) -fuzztime $(FUZZ_REPLAY) -fuzz '^FuzzReplay$$' ./processor/vsrsampler/internal/journal
 

@@ -20,9 +20,9 @@ import (
 // defaultPercentage is vsr_sampler's default rate, which collector-config.yaml keeps.
 const defaultPercentage = 10.0
 
-// legacyKeys are router keys vsr_attributes renames; none may reach the backend.
+// legacyKeys are router and model server keys vsr_attributes renames; none may reach the backend.
 var legacyKeys = []string{"http.method", "http.path", "http.status_code", "model.reasoning_enabled",
-	"model.reasoning_effort", "rag.latency_seconds", "deployment.environment"}
+	"model.reasoning_effort", "rag.latency_seconds", "deployment.environment", "gen_ai.usage.prompt_tokens", "gen_ai.usage.completion_tokens"}
 
 // traffic is the router load the scenarios send.
 func traffic(rate float64, d time.Duration, seed uint64) loadgen.Config {

@@ -44,7 +44,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		slow       = fs.Float64("slow-rate", def.SlowRate, "fraction of slow requests (15-45 s model calls)")
 		cacheHit   = fs.Float64("cache-hit-rate", def.CacheHitRate, "fraction answered by the semantic cache")
 		remote     = fs.Float64("remote-parent-rate", def.RemoteParentRate, "fraction of clients sending a traceparent")
-		modelSrv   = fs.Float64("model-server-rate", def.ModelServerRate, "fraction of requests the model server (service vllm) traces too, with token usage")
+		modelSrv   = fs.Float64("model-server-rate", def.ModelServerRate, "fraction of requests the model server traces too: vLLM's llm_request span (service vllm) with its token counts and latencies")
 		late       = fs.Float64("late-rate", 0.01, "fraction of traces whose last span arrives late")
 		lateDelay  = fs.Duration("late-delay", 10*time.Second, "how late a late span arrives")
 		outOfOrder = fs.Float64("out-of-order-rate", 0.02, "fraction of traces whose spans arrive shuffled")
@@ -178,4 +178,17 @@ func printSummary(w io.Writer, s loadgen.Stats, entries []loadgen.Entry) {
 		s.Traces, s.Generating.Seconds(), s.Rate(), s.Spans, s.Elapsed.Seconds(), s.FailedSpans)
 	fmt.Fprintf(w, "vsrgen: outcomes: ok=%d error=%d jailbreak=%d pii=%d pii_routed=%d cache_hit=%d; must keep: %d\n",
 		byOutcome["ok"], byOutcome["error"], byOutcome["jailbreak"], byOutcome["pii"], byOutcome["pii_routed"], byOutcome["cache_hit"], mustKeep)
+	var served, input, output int64
+	var ttft float64
+	for _, e := range entries {
+		if ms := e.ModelServer; ms != nil {
+			served++
+			input += ms.PromptTokens
+			output += ms.CompletionTokens
+			ttft += ms.TTFT
+		}
+	}
+	if served > 0 {
+		fmt.Fprintf(w, "vsrgen: model server spans: %d (tokens in=%d out=%d, mean time to first token %.3fs)\n", served, input, output, ttft/float64(served))
+	}
 }

@@ -58,7 +58,7 @@ func Router() *dashboard.DashboardBuilder {
 	perModel := func(q, name string) *prometheus.DataqueryBuilder {
 		return withExemplars(query(quantile(q, "vsr_request_duration_seconds", "routing_selected_model"), name+" {{routing_selected_model}}"))
 	}
-	return dashboard.NewDashboardBuilder("vLLM Semantic Router").
+	return modelServing(dashboard.NewDashboardBuilder("vLLM Semantic Router").
 		Uid("otelcol-vsr-router").
 		Tags([]string{"otelcol-vsr", "vllm-semantic-router"}).
 		Description("Requests, errors, latency, guard blocks, cache and tokens of the vLLM Semantic Router, from every request the collector saw (not only the sampled ones). Exemplars open a kept trace.").
@@ -93,9 +93,42 @@ func Router() *dashboard.DashboardBuilder {
 			query("sum by (gen_ai_response_model) ("+rate("vsr_model_calls_total")+")", "{{gen_ai_response_model}}"),
 			query("sum by (gen_ai_response_model) ("+rate("vsr_model_call_errors_total")+") or vector(0)", "errors {{gen_ai_response_model}}"))).
 		WithPanel(series("Model call latency p99", "s", "How long each model took to answer the router.",
-			withExemplars(query(quantile("0.99", "vsr_model_call_duration_seconds", "gen_ai_response_model"), "{{gen_ai_response_model}}")))).
-		WithPanel(series("Tokens per second by model", "short", "Tokens the model servers report (gen_ai.usage.*), input and output.",
-			query("sum by (gen_ai_response_model, gen_ai_token_type) ("+rate("vsr_model_tokens_total")+")", "{{gen_ai_response_model}} {{gen_ai_token_type}}")))
+			withExemplars(query(quantile("0.99", "vsr_model_call_duration_seconds", "gen_ai_response_model"), "{{gen_ai_response_model}}")))))
+}
+
+// modelServing adds the row of the model servers' own timings (vLLM's and SGLang's request
+// spans), by model and by the route the router chose: the serving SLOs, over all traffic.
+func modelServing(b *dashboard.DashboardBuilder) *dashboard.DashboardBuilder {
+	const (
+		ttft  = "vsr_model_server_time_to_first_token_seconds"
+		tpot  = "vsr_model_server_time_per_output_token_seconds"
+		queue = "vsr_model_server_queue_time_seconds"
+	)
+	byModel := func(histogram string) []*prometheus.DataqueryBuilder {
+		return []*prometheus.DataqueryBuilder{
+			withExemplars(query(quantile("0.5", histogram, "gen_ai_response_model"), "p50 {{gen_ai_response_model}}")),
+			withExemplars(query(quantile("0.95", histogram, "gen_ai_response_model"), "p95 {{gen_ai_response_model}}")),
+		}
+	}
+	byCategory := func(histogram string) []*prometheus.DataqueryBuilder {
+		return []*prometheus.DataqueryBuilder{
+			query(quantile("0.5", histogram, "category_name, gen_ai_response_model"), "p50 {{category_name}} → {{gen_ai_response_model}}"),
+			withExemplars(query(quantile("0.95", histogram, "category_name, gen_ai_response_model"), "p95 {{category_name}} → {{gen_ai_response_model}}")),
+		}
+	}
+	return b.WithRow(dashboard.NewRowBuilder("Model serving")).
+		WithPanel(series("Time to first token by model (p50 / p95)", "s", "From the request's arrival at the model server to its first token, as vLLM or SGLang measured it (gen_ai.latency.time_to_first_token), every request counted. Exemplars open a kept trace.",
+			byModel(ttft)...)).
+		WithPanel(series("Time to first token by category (p50 / p95)", "s", "The same, by the category the router classified and the model it routed to (eras A–C send a category; era D's requests show an empty one).",
+			byCategory(ttft)...)).
+		WithPanel(series("Time per output token by model (p50 / p95)", "s", "Decode time over the output tokens after the first (gen_ai.latency.time_in_model_decode / (output tokens − 1)).",
+			byModel(tpot)...)).
+		WithPanel(series("Time per output token by category (p50 / p95)", "s", "The same, by category and model.",
+			byCategory(tpot)...)).
+		WithPanel(series("Queue time by model (p50 / p95)", "s", "How long requests waited for the server's scheduler (gen_ai.latency.time_in_queue, vLLM): a saturated pool queues.",
+			byModel(queue)...)).
+		WithPanel(series("Tokens per second by model", "short", "Tokens the model servers report, input and output (either gen_ai.usage name, counted once).",
+			query("sum by (gen_ai_response_model, gen_ai_token_type) ("+rate("vsr_model_server_tokens_total")+")", "{{gen_ai_token_type}} {{gen_ai_response_model}}")))
 }
 
 // Collector is the dashboard of the collectors themselves: sampling, memory, export.

@@ -106,6 +106,8 @@ type Entry struct {
 	Late       bool  `json:"late,omitempty"`
 	OutOfOrder bool  `json:"out_of_order,omitempty"`
 	RootLast   bool  `json:"root_last,omitempty"`
+	// ModelServer is what the model server's llm_request span says, when it traced the request.
+	ModelServer *routersim.Serving `json:"model_server,omitempty"`
 	// sent counts the spans whose export has finished, to track traces in flight.
 	sent int
 }
@@ -302,6 +304,8 @@ func (g *generator) add(now time.Time) {
 		MustKeep: MustKeep(req.Outcome),
 		Start:    req.Start.UnixNano(),
 		RootEnd:  int64(tr.RootEnd().UnixNano()),
+
+		ModelServer: tr.Serving,
 	}
 	order := make([]int, n) // order[k] is the span that leaves k-th
 	for i := range order {

@@ -36,11 +36,33 @@ var DefaultDimensions = []string{"service.name", "routing.selected_model", "cate
 // explosive are keys operators reach for that take a value per request, user or path: as a
 // dimension they would make a series each.
 var explosive = []string{"request.id", "trace.id", "trace_id", "span.id", "user.id", "session.id", "enduser.id",
-	"url.path", "url.query", "http.path", "http.target", "cache.key", "gen_ai.prompt", "processing.time_ms"}
+	"url.path", "url.query", "http.path", "http.target", "cache.key", "gen_ai.prompt", "processing.time_ms",
+	"gen_ai.request.id", "gen_ai.response.id"}
 
 // DefaultDurationBuckets are histogram bounds in seconds: a router answers from the cache in
 // milliseconds and from a reasoning model in minutes.
 var DefaultDurationBuckets = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
+
+// servingDimensions are what a model server's series may be keyed by: the model and the
+// server's service, and the facts of the router request it served.
+var servingDimensions = map[string]func(*Serving) string{
+	"gen_ai.response.model":  func(s *Serving) string { return s.Model },
+	"service.name":           func(s *Serving) string { return s.Service },
+	"routing.selected_model": func(s *Serving) string { return s.SelectedModel },
+	"category.name":          func(s *Serving) string { return s.Category },
+	"decision.name":          func(s *Serving) string { return s.Decision },
+	"vsr.era":                func(s *Serving) string { return s.Era },
+}
+
+// DefaultServingDimensions are all of them.
+var DefaultServingDimensions = []string{"gen_ai.response.model", "service.name", "routing.selected_model", "category.name",
+	"decision.name", "vsr.era"}
+
+// DefaultServingBuckets are bounds in seconds for a model server's latencies: a token every few
+// milliseconds, a first token in tens of milliseconds to seconds, a queue and a whole answer
+// of up to minutes.
+var DefaultServingBuckets = []float64{0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2,
+	0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120, 300}
 
 // Config chooses the dimensions and bounds of the metrics.
 type Config struct {
@@ -49,42 +71,66 @@ type Config struct {
 	// (otel.metric.overflow=true) counts the rest.
 	MaxSeries       int
 	DurationBuckets []float64
+	ModelServer     ServingConfig
+}
+
+// ServingConfig chooses the dimensions and bounds of the model servers' metrics.
+type ServingConfig struct {
+	Dimensions []string
+	Buckets    []float64
 }
 
 // Validate checks the configuration; each error names its key.
 func (c *Config) Validate() error {
-	var errs []error
-	seen := map[string]bool{}
-	for i, d := range c.Dimensions {
-		switch {
-		case slices.Contains(explosive, d):
-			errs = append(errs, fmt.Errorf("dimensions[%d]: %q takes a value per request or user and would make a series each; choose from %v", i, d, DefaultDimensions))
-		case requestDimensions[d] == nil:
-			errs = append(errs, fmt.Errorf("dimensions[%d]: %q is not a request fact; choose from %v", i, d, DefaultDimensions))
-		case seen[d]:
-			errs = append(errs, fmt.Errorf("dimensions[%d]: %q is listed twice", i, d))
-		}
-		seen[d] = true
-	}
+	errs := validateDimensions("dimensions", c.Dimensions, requestDimensions, DefaultDimensions)
+	errs = append(errs, validateDimensions("model_server.dimensions", c.ModelServer.Dimensions, servingDimensions, DefaultServingDimensions)...)
 	if c.MaxSeries < 1 {
 		errs = append(errs, fmt.Errorf("max_series: must be positive, got %d", c.MaxSeries))
 	}
-	if len(c.DurationBuckets) == 0 {
-		errs = append(errs, errors.New("duration_buckets: must list at least one bound"))
+	errs = append(errs, validateBuckets("duration_buckets", c.DurationBuckets)...)
+	errs = append(errs, validateBuckets("model_server.buckets", c.ModelServer.Buckets)...)
+	return errors.Join(errs...)
+}
+
+func validateDimensions[F any](key string, dims []string, allowed map[string]F, defaults []string) []error {
+	var errs []error
+	seen := map[string]bool{}
+	for i, d := range dims {
+		_, known := allowed[d]
+		switch {
+		case slices.Contains(explosive, d):
+			errs = append(errs, fmt.Errorf("%s[%d]: %q takes a value per request or user and would make a series each; choose from %v", key, i, d, defaults))
+		case !known:
+			errs = append(errs, fmt.Errorf("%s[%d]: %q is not a request fact; choose from %v", key, i, d, defaults))
+		case seen[d]:
+			errs = append(errs, fmt.Errorf("%s[%d]: %q is listed twice", key, i, d))
+		}
+		seen[d] = true
 	}
-	for i, b := range c.DurationBuckets {
-		if math.IsNaN(b) || math.IsInf(b, 0) || b <= 0 || (i > 0 && b <= c.DurationBuckets[i-1]) {
-			errs = append(errs, fmt.Errorf("duration_buckets[%d]: bounds must be positive, finite and increasing, got %v", i, b))
+	return errs
+}
+
+func validateBuckets(key string, bounds []float64) []error {
+	if len(bounds) == 0 {
+		return []error{fmt.Errorf("%s: must list at least one bound", key)}
+	}
+	var errs []error
+	for i, b := range bounds {
+		if math.IsNaN(b) || math.IsInf(b, 0) || b <= 0 || (i > 0 && b <= bounds[i-1]) {
+			errs = append(errs, fmt.Errorf("%s[%d]: bounds must be positive, finite and increasing, got %v", key, i, b))
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // Aggregator sums records into cumulative series. It is safe for concurrent use.
 type Aggregator struct {
-	cfg   Config
-	dims  []func(*Request) string
-	start pcommon.Timestamp
+	cfg         Config
+	dims        []func(*Request) string
+	servingDims []func(*Serving) string
+	start       pcommon.Timestamp
+	// bounds are each histogram family's bucket bounds.
+	bounds [numFamilies][]float64
 
 	mu       sync.Mutex
 	families [numFamilies]family
@@ -99,6 +145,11 @@ const (
 	modelCallErrors
 	modelCallDuration
 	modelTokens
+	servingTTFT
+	servingTPOT
+	servingQueue
+	servingDuration
+	servingTokens
 	numFamilies
 )
 
@@ -132,6 +183,18 @@ func NewAggregator(cfg Config, start time.Time) *Aggregator {
 	for _, d := range cfg.Dimensions {
 		a.dims = append(a.dims, requestDimensions[d])
 	}
+	for _, d := range cfg.ModelServer.Dimensions {
+		a.servingDims = append(a.servingDims, servingDimensions[d])
+	}
+	for f, d := range descriptions {
+		switch {
+		case !d.histogram:
+		case f >= servingTTFT:
+			a.bounds[f] = cfg.ModelServer.Buckets
+		default:
+			a.bounds[f] = cfg.DurationBuckets
+		}
+	}
 	for i := range a.families {
 		a.families[i].series = map[string]*series{}
 	}
@@ -143,7 +206,7 @@ var overflowAttrs = []string{"otel.metric.overflow", "true"}
 
 // at returns the series of family f with attrs, creating it (or, past the cap, the
 // overflow series).
-func (a *Aggregator) at(f int, attrs []string, histogram bool) *series {
+func (a *Aggregator) at(f int, attrs []string) *series {
 	fam := &a.families[f]
 	key := strings.Join(attrs, "\x00")
 	if s := fam.series[key]; s != nil {
@@ -151,19 +214,24 @@ func (a *Aggregator) at(f int, attrs []string, histogram bool) *series {
 	}
 	if len(fam.series) >= a.cfg.MaxSeries {
 		if fam.overflow == nil {
-			fam.overflow = a.newSeries(overflowAttrs, histogram)
+			fam.overflow = a.newSeries(f, overflowAttrs)
 		}
 		return fam.overflow
 	}
-	s := a.newSeries(slices.Clone(attrs), histogram)
+	// The series outlives the record: its labels are copies, not views of a span's strings.
+	own := make([]string, len(attrs))
+	for i, v := range attrs {
+		own[i] = strings.Clone(v)
+	}
+	s := a.newSeries(f, own)
 	fam.series[key] = s
 	return s
 }
 
-func (a *Aggregator) newSeries(attrs []string, histogram bool) *series {
+func (a *Aggregator) newSeries(f int, attrs []string) *series {
 	s := &series{attrs: attrs, exemplars: make([]exemplar, 1)}
-	if histogram {
-		s.buckets = make([]float64, len(a.cfg.DurationBuckets)+1)
+	if descriptions[f].histogram {
+		s.buckets = make([]float64, len(a.bounds[f])+1)
 		s.exemplars = make([]exemplar, len(s.buckets))
 	}
 	return s
@@ -218,12 +286,12 @@ func (a *Aggregator) Request(r *Request) {
 	ex := exemplar{at: r.At, traceID: r.TraceID}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.at(requests, attrs, false).add(w, ex)
+	a.at(requests, attrs).add(w, ex)
 	if errorType := errorLabel(r.ErrorType); errorType != "" {
-		a.at(requestErrors, append(attrs, "error.type", errorType), false).add(w, ex)
+		a.at(requestErrors, append(attrs, "error.type", errorType)).add(w, ex)
 	}
 	if r.Duration > 0 {
-		a.at(requestDuration, attrs, true).observe(a.cfg.DurationBuckets, r.Duration.Seconds(), w, ex)
+		a.at(requestDuration, attrs).observe(a.bounds[requestDuration], r.Duration.Seconds(), w, ex)
 	}
 }
 
@@ -235,12 +303,12 @@ func (a *Aggregator) ModelCall(c *ModelCall) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if c.Upstream {
-		a.at(modelCalls, attrs, false).add(w, ex)
+		a.at(modelCalls, attrs).add(w, ex)
 		if errorType := errorLabel(c.ErrorType); errorType != "" {
-			a.at(modelCallErrors, append(attrs, "error.type", errorType), false).add(w, ex)
+			a.at(modelCallErrors, append(attrs, "error.type", errorType)).add(w, ex)
 		}
 		if c.Duration > 0 {
-			a.at(modelCallDuration, attrs, true).observe(a.cfg.DurationBuckets, c.Duration.Seconds(), w, ex)
+			a.at(modelCallDuration, attrs).observe(a.bounds[modelCallDuration], c.Duration.Seconds(), w, ex)
 		}
 	}
 	for _, tokens := range [...]struct {
@@ -248,7 +316,41 @@ func (a *Aggregator) ModelCall(c *ModelCall) {
 		n    int64
 	}{{"input", c.InputTokens}, {"output", c.OutputTokens}} {
 		if tokens.n > 0 {
-			a.at(modelTokens, append(attrs[:2:2], "gen_ai.token.type", tokens.kind), false).add(w*float64(tokens.n), exemplar{})
+			a.at(modelTokens, append(attrs[:2:2], "gen_ai.token.type", tokens.kind)).add(w*float64(tokens.n), exemplar{})
+		}
+	}
+}
+
+// Serving sums what a model server reported of a request into the model server metrics. Its
+// names become labels only as bounded names (routerconv.BoundedName).
+func (a *Aggregator) Serving(s *Serving) {
+	attrs := make([]string, 0, 2*len(a.servingDims)+2)
+	for i, d := range a.servingDims {
+		v := d(s)
+		if v != "" {
+			v = routerconv.BoundedName(v)
+		}
+		attrs = append(attrs, a.cfg.ModelServer.Dimensions[i], v)
+	}
+	w := max(s.Weight, 1)
+	ex := exemplar{at: s.At, traceID: s.TraceID, spanID: s.SpanID}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, h := range [...]struct {
+		family int
+		v      float64
+	}{{servingTTFT, s.TTFT}, {servingTPOT, s.TPOT}, {servingQueue, s.Queue}, {servingDuration, s.E2E}} {
+		if h.v >= 0 {
+			a.at(h.family, attrs).observe(a.bounds[h.family], h.v, w, ex)
+		}
+	}
+	n := len(attrs)
+	for _, tokens := range [...]struct {
+		kind string
+		n    int64
+	}{{"input", s.InputTokens}, {"output", s.OutputTokens}} {
+		if tokens.n > 0 {
+			a.at(servingTokens, append(attrs[:n:n], "gen_ai.token.type", tokens.kind)).add(w*float64(tokens.n), exemplar{})
 		}
 	}
 }
@@ -264,7 +366,12 @@ var descriptions = [numFamilies]struct {
 	modelCalls:        {"vsr.model.calls", "{call}", "Calls from the router to a model.", false},
 	modelCallErrors:   {"vsr.model.call.errors", "{call}", "Calls to a model that failed, by error.type.", false},
 	modelCallDuration: {"vsr.model.call.duration", "s", "Duration of calls to a model.", true},
-	modelTokens:       {"vsr.model.tokens", "{token}", "Tokens models report (gen_ai.usage.*), by model and gen_ai.token.type.", false},
+	modelTokens:       {"vsr.model.tokens", "{token}", "Tokens reported (gen_ai.usage.*) on spans other than a model server's request span, by model and gen_ai.token.type.", false},
+	servingTTFT:       {"vsr.model.server.time_to_first_token", "s", "Time to first token a model server reports (gen_ai.latency.time_to_first_token), by model and the router request's facts.", true},
+	servingTPOT:       {"vsr.model.server.time_per_output_token", "s", "Decode time over the output tokens after the first, as a model server reports them.", true},
+	servingQueue:      {"vsr.model.server.queue_time", "s", "Time a request waited for a model server's scheduler (gen_ai.latency.time_in_queue; vLLM).", true},
+	servingDuration:   {"vsr.model.server.duration", "s", "A request's time in a model server, from arrival to its last token (gen_ai.latency.e2e).", true},
+	servingTokens:     {"vsr.model.server.tokens", "{token}", "Tokens a model server reports (either gen_ai.usage name, counted once), by model, the router request's facts and gen_ai.token.type.", false},
 }
 
 // ScopeName is the instrumentation scope of the metrics.
@@ -299,7 +406,7 @@ func (a *Aggregator) Metrics(now time.Time) pmetric.Metrics {
 			h := m.SetEmptyHistogram()
 			h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
 			for _, s := range all {
-				a.histogramPoint(h.DataPoints().AppendEmpty(), s, ts)
+				a.histogramPoint(h.DataPoints().AppendEmpty(), a.bounds[f], s, ts)
 			}
 			continue
 		}
@@ -324,9 +431,9 @@ func (a *Aggregator) pointHeader(attrs pcommon.Map, setStart, setTime func(pcomm
 	setTime(ts)
 }
 
-func (a *Aggregator) histogramPoint(dp pmetric.HistogramDataPoint, s *series, ts pcommon.Timestamp) {
+func (a *Aggregator) histogramPoint(dp pmetric.HistogramDataPoint, bounds []float64, s *series, ts pcommon.Timestamp) {
 	a.pointHeader(dp.Attributes(), dp.SetStartTimestamp, dp.SetTimestamp, s, ts)
-	dp.ExplicitBounds().FromRaw(a.cfg.DurationBuckets)
+	dp.ExplicitBounds().FromRaw(bounds)
 	counts := make([]uint64, len(s.buckets))
 	var total uint64
 	for i, c := range s.buckets {

@@ -14,7 +14,8 @@ import (
 var t0 = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 
 func testConfig() Config {
-	return Config{Dimensions: DefaultDimensions, MaxSeries: 100, DurationBuckets: DefaultDurationBuckets}
+	return Config{Dimensions: DefaultDimensions, MaxSeries: 100, DurationBuckets: DefaultDurationBuckets,
+		ModelServer: ServingConfig{Dimensions: DefaultServingDimensions, Buckets: DefaultServingBuckets}}
 }
 
 func metricByName(t *testing.T, md pmetric.Metrics, name string) pmetric.Metric {
@@ -132,7 +133,8 @@ func TestConfigRefusesExplodingDimensions(t *testing.T) {
 		`dimensions[3]: "routing.selected_model" is listed twice`, "max_series: must be positive", "duration_buckets[1]:"} {
 		assert.Contains(t, err.Error(), want)
 	}
-	assert.NoError(t, (&Config{Dimensions: DefaultDimensions, MaxSeries: 1, DurationBuckets: DefaultDurationBuckets}).Validate())
+	assert.NoError(t, (&Config{Dimensions: DefaultDimensions, MaxSeries: 1, DurationBuckets: DefaultDurationBuckets,
+		ModelServer: ServingConfig{Dimensions: DefaultServingDimensions, Buckets: DefaultServingBuckets}}).Validate())
 }
 
 func TestHub(t *testing.T) {

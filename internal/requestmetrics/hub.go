@@ -9,6 +9,7 @@ import (
 type Sink interface {
 	Request(r *Request)
 	ModelCall(c *ModelCall)
+	Serving(s *Serving)
 }
 
 // Hub passes one sampler's records to the sinks subscribed to it. Publishing costs one atomic
@@ -38,6 +39,15 @@ func (h *Hub) ModelCall(c *ModelCall) {
 	defer h.mu.RUnlock()
 	for _, s := range h.sinks {
 		s.ModelCall(c)
+	}
+}
+
+// Serving passes s to every sink.
+func (h *Hub) Serving(s *Serving) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, sink := range h.sinks {
+		sink.Serving(s)
 	}
 }
 

@@ -53,3 +53,28 @@ type ModelCall struct {
 	TraceID pcommon.TraceID
 	SpanID  pcommon.SpanID
 }
+
+// Serving is what a model server's request span (vLLM's llm_request, SGLang's request span)
+// said of one request it served, with the router's facts of that request when its trace has
+// router spans. A node collector on a GPU node sees only the model server's spans: then the
+// router's facts are empty and the series are per model.
+type Serving struct {
+	At time.Time
+	// TraceID and SpanID (the model server's span) are set only when the trace is kept.
+	TraceID pcommon.TraceID
+	SpanID  pcommon.SpanID
+	// Weight is as a Request's.
+	Weight float64
+	// Service is the model server's service.name.
+	Service string
+	// Model is the model that served: as the server named it (SGLang), else the model the
+	// router's call named, else the model the router chose.
+	Model string
+	// The router's facts, when the trace has router spans.
+	SelectedModel, Category, Decision, Era string
+	// TTFT, TPOT (decode time per output token after the first), Queue and E2E are in seconds;
+	// negative when the span did not say.
+	TTFT, TPOT, Queue, E2E float64
+	// InputTokens and OutputTokens are negative when the span did not say.
+	InputTokens, OutputTokens int64
+}

@@ -56,19 +56,19 @@ type Request struct {
 	// Streaming is an era D streaming response.
 	Streaming bool
 	// ModelServer: the model server (vLLM) traces too. Its span joins the router's trace
-	// through the propagated traceparent, as a child of the upstream call, and reports the
-	// tokens it used. It comes from another service, exported by another process.
+	// through the propagated traceparent, as a child of the upstream call, with the timings
+	// and token counts vLLM writes (modelserver.go). It comes from another service, exported
+	// by another process.
 	ModelServer bool
 }
-
-// ModelServerService is the service.name of the simulated model server.
-const ModelServerService = "vllm"
 
 // Trace is one built trace: its spans in the order the router ends (and exports) them.
 type Trace struct {
 	ID      pcommon.TraceID
 	Request Request
 	Traces  ptrace.Traces
+	// Serving is what the model server's span says, when it traced the request.
+	Serving *Serving
 }
 
 // SpanCount is the number of spans in the trace.
@@ -124,6 +124,9 @@ func Build(req Request, rng *rand.Rand) Trace {
 	b := &builder{rng: rng, spans: ss.Spans(), req: req}
 	binary.BigEndian.PutUint64(b.traceID[:8], rng.Uint64())
 	binary.BigEndian.PutUint64(b.traceID[8:], rng.Uint64())
+	if req.ModelServer {
+		b.serving = drawServing(req, rng)
+	}
 	switch req.Era {
 	case routerconv.EraA:
 		b.eraA()
@@ -135,50 +138,11 @@ func Build(req Request, rng *rand.Rand) Trace {
 		b.eraD()
 	}
 	b.spans.Sort(func(x, y ptrace.Span) bool { return x.EndTimestamp() < y.EndTimestamp() })
+	tr := Trace{ID: b.traceID, Request: req, Traces: td}
 	if req.ModelServer {
-		b.modelServer(td)
+		tr.Serving = b.modelServer(td)
 	}
-	return Trace{ID: b.traceID, Request: req, Traces: td}
-}
-
-// modelServer adds the model server's span under the upstream call, if the request made one:
-// it starts a little after the call and ends a little before it, and reports token usage
-// unless the call failed.
-func (b *builder) modelServer(td ptrace.Traces) {
-	var up ptrace.Span
-	found := false
-	for _, s := range b.spans.All() {
-		if s.Name() == "semantic_router.upstream.request" {
-			up, found = s, true
-		}
-	}
-	if !found {
-		return
-	}
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", ModelServerService)
-	ss := rs.ScopeSpans().AppendEmpty()
-	ss.Scope().SetName(ModelServerService)
-	s := ss.Spans().AppendEmpty()
-	s.SetTraceID(b.traceID)
-	s.SetSpanID(b.spanID())
-	s.SetParentSpanID(up.SpanID())
-	s.SetName("chat " + b.req.Model)
-	s.SetKind(ptrace.SpanKindServer)
-	margin := pcommon.Timestamp(b.ms(0.5, 3))
-	s.SetStartTimestamp(up.StartTimestamp() + margin)
-	s.SetEndTimestamp(max(up.EndTimestamp()-margin, s.StartTimestamp()))
-	a := s.Attributes()
-	a.PutStr("gen_ai.operation.name", "chat")
-	a.PutStr("gen_ai.request.model", b.req.Model)
-	a.PutStr("gen_ai.response.model", b.req.Model)
-	if up.Status().Code() == ptrace.StatusCodeError {
-		s.Status().SetCode(ptrace.StatusCodeError)
-		s.Status().SetMessage("model server error")
-		return
-	}
-	a.PutInt("gen_ai.usage.input_tokens", int64(100+b.rng.IntN(1900)))
-	a.PutInt("gen_ai.usage.output_tokens", int64(20+b.rng.IntN(980)))
+	return tr
 }
 
 type builder struct {
@@ -186,6 +150,8 @@ type builder struct {
 	spans   ptrace.SpanSlice
 	req     Request
 	traceID pcommon.TraceID
+	// serving is the model server's measures, drawn first: its answer times the upstream call.
+	serving *Serving
 	// cursor is when the next step starts.
 	cursor time.Time
 }
@@ -235,6 +201,9 @@ func (b *builder) endAt(s ptrace.Span) {
 }
 
 func (b *builder) upstreamDuration() time.Duration {
+	if b.serving != nil {
+		return b.serving.upstreamDuration()
+	}
 	switch {
 	case b.req.Slow:
 		return b.ms(15000, 45000)

@@ -21,8 +21,9 @@ type attrsProcessor struct {
 	normalizer *normalize.Normalizer
 	telemetry  *metadata.TelemetryBuilder
 	// Attribute sets are built once so recording a batch's counters allocates nothing.
-	issueAttrs [normalize.NumIssues]metric.AddOption
-	eraAttrs   [routerconv.EraD + 1]metric.AddOption
+	issueAttrs  [normalize.NumIssues]metric.AddOption
+	eraAttrs    [routerconv.EraD + 1]metric.AddOption
+	serverAttrs [routerconv.NumModelServers]metric.AddOption
 }
 
 func newAttrsProcessor(set processor.Settings, cfg *Config) (*attrsProcessor, error) {
@@ -38,6 +39,9 @@ func newAttrsProcessor(set processor.Settings, cfg *Config) (*attrsProcessor, er
 	}
 	for i := range normalize.NumIssues {
 		p.issueAttrs[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("issue", i.String())))
+	}
+	for m := range routerconv.NumModelServers {
+		p.serverAttrs[m] = metric.WithAttributeSet(attribute.NewSet(attribute.String("server", m.String())))
 	}
 	for e := range routerconv.EraD + 1 {
 		p.eraAttrs[e] = metric.WithAttributeSet(attribute.NewSet(attribute.String("era", e.String())))
@@ -60,13 +64,17 @@ func (p *attrsProcessor) shutdown(context.Context) error {
 
 func (p *attrsProcessor) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
 	stats := p.normalizer.Traces(td)
-	if stats.Spans == 0 {
-		return td, nil
+	if stats.Spans > 0 {
+		p.telemetry.ProcessorVsrAttributesSpansNormalized.Add(ctx, int64(stats.Spans))
+		for era, n := range stats.Traces {
+			if n > 0 {
+				p.telemetry.ProcessorVsrAttributesTraces.Add(ctx, int64(n), p.eraAttrs[era])
+			}
+		}
 	}
-	p.telemetry.ProcessorVsrAttributesSpansNormalized.Add(ctx, int64(stats.Spans))
-	for era, n := range stats.Traces {
+	for server, n := range stats.ModelServerSpans {
 		if n > 0 {
-			p.telemetry.ProcessorVsrAttributesTraces.Add(ctx, int64(n), p.eraAttrs[era])
+			p.telemetry.ProcessorVsrAttributesModelServerSpans.Add(ctx, int64(n), p.serverAttrs[server])
 		}
 	}
 	for issue, n := range stats.Issues {

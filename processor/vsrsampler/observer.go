@@ -123,6 +123,12 @@ func (o *observer) ModelCall(c *requestmetrics.ModelCall) {
 	}
 }
 
+func (o *observer) Serving(s *requestmetrics.Serving) {
+	if o.hub.Active() {
+		o.hub.Serving(s)
+	}
+}
+
 func (o *observer) LateSpan(l sampler.LateOutcome) {
 	o.tb.ProcessorVsrSamplerLateSpans.Add(context.Background(), 1, o.late[l])
 }

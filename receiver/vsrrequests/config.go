@@ -24,7 +24,19 @@ type Config struct {
 	MaxSeries int `mapstructure:"max_series"`
 	// DurationBuckets are the histogram bounds, in seconds.
 	DurationBuckets []float64 `mapstructure:"duration_buckets"`
-	_               struct{}
+	// ModelServer configures the metrics of the model servers' request spans.
+	ModelServer ModelServerConfig `mapstructure:"model_server"`
+	_           struct{}
+}
+
+// ModelServerConfig chooses what the model servers' metrics (time to first token, time per
+// output token, queue time, duration, tokens) are keyed by and their histogram bounds.
+type ModelServerConfig struct {
+	// Dimensions: the model, the server's service.name, and the router request's facts.
+	Dimensions []string `mapstructure:"dimensions"`
+	// Buckets are the histogram bounds, in seconds.
+	Buckets []float64 `mapstructure:"buckets"`
+	_       struct{}
 }
 
 // samplerType is the type the sampler's ID must have.
@@ -45,5 +57,6 @@ func (cfg *Config) Validate() error {
 }
 
 func (cfg *Config) metricsConfig() *requestmetrics.Config {
-	return &requestmetrics.Config{Dimensions: cfg.Dimensions, MaxSeries: cfg.MaxSeries, DurationBuckets: cfg.DurationBuckets}
+	return &requestmetrics.Config{Dimensions: cfg.Dimensions, MaxSeries: cfg.MaxSeries, DurationBuckets: cfg.DurationBuckets,
+		ModelServer: requestmetrics.ServingConfig{Dimensions: cfg.ModelServer.Dimensions, Buckets: cfg.ModelServer.Buckets}}
 }

@@ -27,10 +27,12 @@ func TestLoadConfig(t *testing.T) {
 			Sampler: "vsr_sampler/gateway", CollectionInterval: 30 * time.Second,
 			Dimensions: []string{"routing.selected_model", "security.action"}, MaxSeries: 100,
 			DurationBuckets: []float64{0.1, 1, 10},
+			ModelServer:     ModelServerConfig{Dimensions: []string{"gen_ai.response.model", "category.name"}, Buckets: []float64{0.01, 0.1, 1, 10}},
 		}},
 		{id: component.NewIDWithName(metadata.Type, "bad"), wantErr: []string{
 			`sampler: must be the ID of a vsr_sampler`, "collection_interval: must be positive",
 			`dimensions[0]: "request.id" takes a value per request`, "max_series: must be positive",
+			`model_server.dimensions[0]: "gen_ai.request.id" takes a value per request`, "model_server.buckets[1]: bounds must be positive, finite and increasing",
 		}},
 	}
 	for _, tt := range tests {

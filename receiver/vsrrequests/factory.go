@@ -26,6 +26,10 @@ func createDefaultConfig() component.Config {
 		Dimensions:         slices.Clone(requestmetrics.DefaultDimensions),
 		MaxSeries:          2000,
 		DurationBuckets:    slices.Clone(requestmetrics.DefaultDurationBuckets),
+		ModelServer: ModelServerConfig{
+			Dimensions: slices.Clone(requestmetrics.DefaultServingDimensions),
+			Buckets:    slices.Clone(requestmetrics.DefaultServingBuckets),
+		},
 	}
 }
 

@@ -23,12 +23,13 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                                 metric.Meter
-	mu                                    sync.Mutex
-	registrations                         []metric.Registration
-	ProcessorVsrAttributesIssues          metric.Int64Counter
-	ProcessorVsrAttributesSpansNormalized metric.Int64Counter
-	ProcessorVsrAttributesTraces          metric.Int64Counter
+	meter                                  metric.Meter
+	mu                                     sync.Mutex
+	registrations                          []metric.Registration
+	ProcessorVsrAttributesIssues           metric.Int64Counter
+	ProcessorVsrAttributesModelServerSpans metric.Int64Counter
+	ProcessorVsrAttributesSpansNormalized  metric.Int64Counter
+	ProcessorVsrAttributesTraces           metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -64,6 +65,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_processor_vsr_attributes_issues",
 		metric.WithDescription("Attribute values fixed, converted or rejected, by kind. [Development]"),
 		metric.WithUnit("{issues}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorVsrAttributesModelServerSpans, err = builder.meter.Int64Counter(
+		"otelcol_processor_vsr_attributes_model_server_spans",
+		metric.WithDescription("Model servers' request spans normalized (vLLM's llm_request, SGLang's request span), by server. [Development]"),
+		metric.WithUnit("{spans}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ProcessorVsrAttributesSpansNormalized, err = builder.meter.Int64Counter(

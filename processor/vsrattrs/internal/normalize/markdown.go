@@ -37,6 +37,8 @@ func SchemaMarkdown() string {
 			notes = "summary (vsr_sampler); " + notes
 		case a.Derived:
 			notes = "derived; " + notes
+		case a.ModelServer:
+			notes = "model server; " + notes
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n",
 			a.Key, a.Type, a.Unit, strings.Join(legacy, ", "), strings.Join(enum, " "), notes)

@@ -104,6 +104,8 @@ type Stats struct {
 	Issues [NumIssues]int
 	// Traces counts the router traces of the batch by detected era.
 	Traces [routerconv.EraD + 1]int
+	// ModelServerSpans counts the model servers' request spans normalized, by server.
+	ModelServerSpans [routerconv.NumModelServers]int
 }
 
 // source is where a key sends its value, and what the key tells routerconv's Classifier: one
@@ -129,7 +131,9 @@ type Normalizer struct {
 	// keys of span events it keeps.
 	allowed, allowedEvent map[string]bool
 	redaction             redactionRules
-	pool                  sync.Pool
+	// modelServer is the table a model server's request span is normalized against.
+	modelServer []modelServerRule
+	pool        sync.Pool
 }
 
 // New returns a Normalizer for opts.
@@ -142,6 +146,7 @@ func New(opts Options) *Normalizer {
 		allowed:         map[string]bool{},
 		allowedEvent:    map[string]bool{},
 		redaction:       newRedactionRules(),
+		modelServer:     modelServerRules(),
 	}
 	for i := range Schema {
 		a := &Schema[i]
@@ -248,6 +253,8 @@ func (n *Normalizer) Traces(td ptrace.Traces) Stats {
 					holdsRouterSpans = true
 				case span.Name() == "parse_request":
 					w.pending = append(w.pending, span)
+				case routerconv.IsModelServerSpan(ss.Scope(), span.Name()):
+					w.modelServerSpan(ss.Scope(), span)
 				default:
 					w.foreign(span)
 				}

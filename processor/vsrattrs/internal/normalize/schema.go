@@ -73,6 +73,9 @@ type Attr struct {
 	Case Case
 	// Duration values must be finite and not negative.
 	Duration bool
+	// Max, when set, bounds numbers to [0, Max]: a model server's latency or token count past it
+	// is a unit or clock mistake.
+	Max float64
 	// Float32 values are router float32 fields widened to float64: 0.800000011920929 → 0.8.
 	Float32 bool
 	// Set makes a string slice sorted and free of duplicates.
@@ -90,8 +93,14 @@ type Attr struct {
 	// ones by vsr_sampler on the root, from the whole trace.
 	Derived bool
 	Summary bool
-	Doc     string
+	// ModelServer keys are those of a model server's request span (vLLM, SGLang), which
+	// modelserver.go normalizes.
+	ModelServer bool
+	Doc         string
 }
+
+// within reports whether a number is in [0, Max], when Max bounds the attribute.
+func (a *Attr) within(x float64) bool { return a.Max == 0 || x >= 0 && x <= a.Max }
 
 // Schema is the canonical VSR span schema. Every key any router era sends is either a row's
 // Key or one of its Legacy sources. The README's reference table is rendered from it.
@@ -203,6 +212,31 @@ var Schema = []Attr{
 	{Key: "llm.input_messages", Redact: RedactPrompt, Indexed: true, Doc: "OpenInference prompt messages (`llm.input_messages.<n>.…`): hashed or removed."},
 	{Key: "llm.output_messages", Redact: RedactPrompt, Indexed: true, Doc: "OpenInference completion messages: hashed or removed."},
 
+	// A model server's request span (vLLM's llm_request, SGLang's request span; modelserver.go).
+	{Key: routerconv.KeyInputTokens, Type: TypeInt, Unit: "{token}", Max: routerconv.MaxTokens, ModelServer: true,
+		Legacy: []Source{{Key: routerconv.KeyPromptTokens}}, Doc: "Prompt tokens; vLLM and SGLang send the conventions' older name."},
+	{Key: routerconv.KeyOutputTokens, Type: TypeInt, Unit: "{token}", Max: routerconv.MaxTokens, ModelServer: true,
+		Legacy: []Source{{Key: routerconv.KeyCompletionTokens}}, Doc: "Generated tokens; vLLM and SGLang send the conventions' older name."},
+	{Key: "gen_ai.usage.cached_tokens", Type: TypeInt, Unit: "{token}", Max: routerconv.MaxTokens, ModelServer: true,
+		Doc: "Prompt tokens served from the prefix cache (SGLang)."},
+	{Key: routerconv.KeyTimeToFirstToken, Type: TypeDouble, Unit: "s", Duration: true, Max: routerconv.MaxLatencySeconds, ModelServer: true,
+		Doc: "From the request's arrival at the server to its first token (no GenAI convention yet: name and unit kept)."},
+	{Key: routerconv.KeyTimeInQueue, Type: TypeDouble, Unit: "s", Duration: true, Max: routerconv.MaxLatencySeconds, ModelServer: true,
+		Doc: "Waiting for the scheduler (vLLM; SGLang does not send it)."},
+	{Key: "gen_ai.latency.time_in_model_prefill", Type: TypeDouble, Unit: "s", Duration: true, Max: routerconv.MaxLatencySeconds, ModelServer: true,
+		Doc: "From scheduling (vLLM) or dispatch (SGLang) to the first token."},
+	{Key: routerconv.KeyDecodeTime, Type: TypeDouble, Unit: "s", Duration: true, Max: routerconv.MaxLatencySeconds, ModelServer: true,
+		Doc: "From the first token to the last."},
+	{Key: "gen_ai.latency.time_in_model_inference", Type: TypeDouble, Unit: "s", Duration: true, Max: routerconv.MaxLatencySeconds, ModelServer: true,
+		Doc: "Prefill and decode."},
+	{Key: routerconv.KeyE2E, Type: TypeDouble, Unit: "s", Duration: true, Max: routerconv.MaxLatencySeconds, ModelServer: true,
+		Doc: "From the request's arrival at the server to its end."},
+	{Key: "gen_ai.request.max_tokens", Type: TypeInt, Max: routerconv.MaxTokens, ModelServer: true, Doc: "The request's token limit."},
+	{Key: "gen_ai.request.temperature", Type: TypeDouble, ModelServer: true, Doc: "Sampling temperature."},
+	{Key: "gen_ai.request.top_p", Type: TypeDouble, ModelServer: true, Doc: "Nucleus sampling bound."},
+	{Key: "gen_ai.request.top_k", Type: TypeInt, ModelServer: true, Doc: "Top-k sampling bound (SGLang)."},
+	{Key: "gen_ai.request.n", Type: TypeInt, Max: routerconv.MaxTokens, ModelServer: true, Doc: "Completions asked for."},
+
 	// Span event attributes the router records.
 	{Key: "exception.type", Event: true, Doc: "Error class of an `exception` event (eras A–C record errors so)."},
 	{Key: "error.reason", Event: true, Doc: "Bounded reason of an era D `error` event."},
@@ -212,8 +246,8 @@ var Schema = []Attr{
 	{Key: "openinference.span.kind", Derived: true, Enum: []string{"CHAIN", "GUARDRAIL", "RETRIEVER", "LLM"}, Case: CaseUpper,
 		Doc: "OpenInference kind: root CHAIN, guards GUARDRAIL, rag RETRIEVER, upstream LLM."},
 	{Key: "gen_ai.operation.name", Derived: true, Doc: "`chat` on the upstream call."},
-	{Key: "gen_ai.request.model", Derived: true, Doc: "Upstream: model sent; root (summary): model the client asked for."},
-	{Key: "gen_ai.response.model", Derived: true, Doc: "Model that answered (upstream model.name, else the routed model; era A's upstream call gets it with the summary)."},
+	{Key: "gen_ai.request.model", Derived: true, ModelServer: true, Doc: "Upstream: model sent; root (summary): model the client asked for."},
+	{Key: "gen_ai.response.model", Derived: true, ModelServer: true, Doc: "Model that answered (upstream model.name, else the routed model; era A's upstream call gets it with the summary); on a model server's span, as the server sent it (SGLang; vLLM's v1 engine sends none)."},
 	{Key: "llm.model_name", Derived: true, Doc: "OpenInference model name on the upstream call."},
 	{Key: "processing.time_ms", Type: TypeInt, Unit: "ms", Duration: true, Summary: true,
 		Doc: "Root only: from the root's start to the end of the trace's last span, the model call included."},

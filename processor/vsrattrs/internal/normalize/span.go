@@ -160,11 +160,11 @@ func (w *work) value(a *Attr, conv Conv, pv pcommon.Value, issues *issueSet) (va
 	maxBytes := w.n.opts.MaxValueBytes
 	switch a.Type {
 	case TypeInt:
-		if a.Duration && v.i < 0 {
+		if a.Duration && v.i < 0 || !a.within(float64(v.i)) {
 			return v, false
 		}
 	case TypeDouble:
-		if math.IsNaN(v.d) || math.IsInf(v.d, 0) {
+		if math.IsNaN(v.d) || math.IsInf(v.d, 0) || a.Duration && v.d < 0 || !a.within(v.d) {
 			return v, false
 		}
 		if a.Float32 {

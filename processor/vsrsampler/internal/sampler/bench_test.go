@@ -11,7 +11,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcol-vsr/otelcol-vsr/internal/requestmetrics"
-	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routersim"
 )
 
@@ -21,6 +20,7 @@ type nopObserver struct{}
 func (nopObserver) Decided(Decision, Trigger, int, time.Duration) {}
 func (nopObserver) Request(*requestmetrics.Request)               {}
 func (nopObserver) ModelCall(*requestmetrics.ModelCall)           {}
+func (nopObserver) Serving(*requestmetrics.Serving)               {}
 func (nopObserver) LateSpan(LateOutcome)                          {}
 func (nopObserver) DuplicateSpan()                                {}
 func (nopObserver) SpillFailed(error)                             {}
@@ -61,7 +61,7 @@ func routerBatches(traces int) []ptrace.Traces {
 			rs := cur.ResourceSpans().AppendEmpty()
 			resources[i].Resource().CopyTo(rs.Resource())
 			ss := rs.ScopeSpans().AppendEmpty()
-			ss.Scope().SetName(routerconv.TracerName)
+			resources[i].ScopeSpans().At(0).Scope().CopyTo(ss.Scope())
 			dst = ss.Spans()
 			pods[pod] = dst
 		}

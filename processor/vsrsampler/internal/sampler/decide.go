@@ -114,8 +114,10 @@ func (s *Sampler) followDecision(sh *shard, b *batch, bt *batchTrace, out *outpu
 	if th, ok := sh.keep.get(bt.fp); ok {
 		for _, r := range bt.spans {
 			span, router := b.span(r), b.group(r).router
-			f := routerconv.Classify(span, router)
-			s.modelCall(&f, span, router, "", th, bt.id, 1)
+			if !s.lateServing(sh.lateRoute(bt.fp), b.group(r), span, true, 1) {
+				f := routerconv.Classify(span, router)
+				s.modelCall(&f, span, router, "", th, bt.id, 1)
+			}
 			b.fates[r] = fatePass
 			out.stamp(span, th)
 			s.obs.LateSpan(LateKept)
@@ -129,7 +131,9 @@ func (s *Sampler) followDecision(sh *shard, b *batch, bt *batchTrace, out *outpu
 	for _, r := range bt.spans {
 		span, router := b.span(r), b.group(r).router
 		f := routerconv.Classify(span, router)
-		s.modelCall(&f, span, router, "", sampling.NeverSampleThreshold, bt.id, 1)
+		if !s.lateServing(sh.lateRoute(bt.fp), b.group(r), span, false, 1) {
+			s.modelCall(&f, span, router, "", sampling.NeverSampleThreshold, bt.id, 1)
+		}
 		rescue = rescue || keepAlways(f.Signals)
 	}
 	if !rescue {
@@ -154,10 +158,13 @@ func (s *Sampler) followDecision(sh *shard, b *batch, bt *batchTrace, out *outpu
 // with them if a later span does.
 func (s *Sampler) joinRescuable(sh *shard, si int32, in *here, now time.Time, out *output) {
 	rescue := false
+	held := s.routeOf(sh, si)
 	for _, r := range in.bt.spans {
 		span, router := in.b.span(r), in.b.group(r).router
 		f := routerconv.Classify(span, router)
-		s.modelCall(&f, span, router, "", sampling.NeverSampleThreshold, in.bt.id, s.weight(sh, si))
+		if !s.lateServing(&held, in.b.group(r), span, false, s.weight(sh, si)) {
+			s.modelCall(&f, span, router, "", sampling.NeverSampleThreshold, in.bt.id, s.weight(sh, si))
+		}
 		rescue = rescue || keepAlways(f.Signals)
 	}
 	t := &sh.slots[si]
@@ -192,6 +199,12 @@ func (s *Sampler) observe(sh *shard, si int32, b *batch, r int32, now time.Time)
 	f := routerconv.Classify(span, g.router)
 	t := &sh.slots[si]
 	if g.router {
+		if !t.has(flagRouter) && t.has(flagRoot) {
+			// Another service's span rooted the trace: a model server's, which continues the
+			// router's traceparent (a remote parent), or an application's in front. The trace is
+			// the router's request, and its root is the router's, still to come.
+			t.flags &^= flagRoot | flagRootStart
+		}
 		t.sum.Add(&f, sh.strs.intern)
 		t.flags |= flagRouter
 		if t.service == 0 {
@@ -204,7 +217,7 @@ func (s *Sampler) observe(sh *shard, si int32, b *batch, r int32, now time.Time)
 	if routerconv.IsLocalRoot(span) {
 		info, _ := routerconv.LookupSpan(span.Name())
 		isRouterRoot := info.Role == routerconv.RoleRoot || info.Role == routerconv.RoleRootEarly
-		if !t.has(flagRoot) || isRouterRoot {
+		if isRouterRoot || !t.has(flagRoot) && (g.router || !t.has(flagRouter)) {
 			t.flags |= flagRoot
 			t.flags &^= flagEarlyRoot | flagRouterRoot
 			switch info.Role {
@@ -232,6 +245,9 @@ func (s *Sampler) observe(sh *shard, si int32, b *batch, r int32, now time.Time)
 	}
 	if s.dynamic != nil {
 		s.observeDynamic(sh, si, span)
+	}
+	if s.holdServing(sh, si, g, span) {
+		return
 	}
 	if f.Signals&routerconv.SigUpstream != 0 || f.Usage != (routerconv.TokenUsage{}) {
 		var th sampling.Threshold
@@ -369,6 +385,7 @@ func (s *Sampler) decide(sh *shard, si int32, trigger Trigger, now time.Time, cl
 		return outcomeKept
 	}
 	s.obs.Request(s.request(sh, si, now, false))
+	s.reportServing(sh, si, false)
 	sh.drop.put(fp, struct{}{})
 	sh.leaveLists(si)
 	s.traces.Add(-1)
@@ -436,6 +453,7 @@ func (s *Sampler) close(sh *shard, si int32, now time.Time, in *here, out *outpu
 		}
 	}
 	s.obs.Request(s.request(sh, si, now, true))
+	s.reportServing(sh, si, true)
 	sh.leaveLists(si)
 	s.traces.Add(-1)
 	s.free(sh, si)

@@ -33,6 +33,7 @@ type recorder struct {
 	calls      []requestmetrics.ModelCall
 	// waited are the roots' waits for their model calls, by what ended them.
 	waited map[Trigger][]time.Duration
+	served     []requestmetrics.Serving
 }
 
 func newRecorder() *recorder {
@@ -72,6 +73,12 @@ func (r *recorder) RootWaited(ended Trigger, waited time.Duration) {
 		r.waited = map[Trigger][]time.Duration{}
 	}
 	r.waited[ended] = append(r.waited[ended], waited)
+	r.mu.Unlock()
+}
+
+func (r *recorder) Serving(s *requestmetrics.Serving) {
+	r.mu.Lock()
+	r.served = append(r.served, *s)
 	r.mu.Unlock()
 }
 

@@ -141,6 +141,8 @@ type Observer interface {
 	Request(r *requestmetrics.Request)
 	// ModelCall is called for each model call or token report, as its span arrives.
 	ModelCall(c *requestmetrics.ModelCall)
+	// Serving is called for each model server request span, once its trace is decided.
+	Serving(s *requestmetrics.Serving)
 	LateSpan(o LateOutcome)
 	DuplicateSpan()
 	// SpillFailed reports a spill that could not be written (full, or an I/O error) or read back.

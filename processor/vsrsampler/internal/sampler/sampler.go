@@ -113,7 +113,7 @@ func (s *Sampler) account(sh *shard) {
 	now := [NumParts]int64{
 		PartSpans:     sh.mem[PartSpans],
 		PartTraces:    sh.structBytes(),
-		PartDecisions: sh.keep.bytes() + sh.drop.bytes(),
+		PartDecisions: sh.keep.bytes() + sh.drop.bytes() + sh.routes.bytes(),
 	}
 	for _, p := range [...]Part{PartTraces, PartDecisions} {
 		if d := now[p] - sh.mem[p]; d != 0 {

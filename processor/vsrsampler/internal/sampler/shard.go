@@ -33,7 +33,11 @@ type shard struct {
 	timers [numLists]list
 	keep   *decisionCache[sampling.Threshold]
 	drop   *decisionCache[struct{}]
-	strs   *interner
+	// routes remember decided requests' routes for their model servers' late spans.
+	routes *decisionCache[route]
+	// servedBytes is what the extras' held model server spans take.
+	servedBytes int64
+	strs        *interner
 	// mem is what the shard holds, by part; the Sampler keeps the totals.
 	mem [NumParts]int64
 }
@@ -46,6 +50,7 @@ func newShard(keepEntries, dropEntries int) *shard {
 		fifo:    emptyList,
 		keep:    newDecisionCache[sampling.Threshold](keepEntries),
 		drop:    newDecisionCache[struct{}](dropEntries),
+		routes:  newDecisionCache[route](keepEntries),
 		strs:    newInterner(),
 	}
 	for i := range sh.timers {
@@ -80,6 +85,7 @@ func (sh *shard) release(h uint64, si int32) {
 	t.sum.Strings(sh.strs.release)
 	sh.strs.release(t.dyn)
 	if t.has(flagExtra) {
+		sh.freeServed(sh.extras[si])
 		delete(sh.extras, si)
 	}
 	if t.has(flagSpilled) {
@@ -186,7 +192,7 @@ func (sh *shard) stopAwaiting(si int32) {
 // structBytes is what the shard's bookkeeping takes: slots, index, free list, extras, strings.
 func (sh *shard) structBytes() int64 {
 	return int64(cap(sh.slots))*slotSize + sh.index.bytes() + int64(cap(sh.free))*4 +
-		int64(len(sh.extras))*extraSize + int64(len(sh.spilled))*spilledCost + sh.strs.memory()
+		int64(len(sh.extras))*extraSize + sh.servedBytes + int64(len(sh.spilled))*spilledCost + sh.strs.memory()
 }
 
 // minCompactSlots is the slot count below which a shard is not worth compacting.

@@ -118,6 +118,8 @@ type extra struct {
 	keptTh sampling.Threshold
 	hasRnd bool
 	hasTh  bool
+	// served are the model server request spans the trace holds until its decision (serving.go).
+	served []served
 }
 
 const extraSize = int64(unsafe.Sizeof(extra{})) + 48 // and its map entry
