@@ -33,7 +33,7 @@ type recorder struct {
 	calls      []requestmetrics.ModelCall
 	// waited are the roots' waits for their model calls, by what ended them.
 	waited map[Trigger][]time.Duration
-	served     []requestmetrics.Serving
+	served []requestmetrics.Serving
 }
 
 func newRecorder() *recorder {
