@@ -95,7 +95,12 @@ func TestDoneMarksTheSpansBeforeIt(t *testing.T) {
 	ref, err := j.AppendSpans(id(1), 1, PhaseOpen, 0, []byte("before"))
 	require.NoError(t, err)
 	require.NoError(t, j.AppendDecision(Control{Kind: KindKeep, Trace: id(1), At: t0.UnixNano()}))
-	require.NoError(t, j.AppendDone(Control{Trace: id(1), At: t0.UnixNano(), Since: ref.Segment(), Pos: j.Mark()}))
+	// Released, and parked again at once (a kept trace's root): the mark is the re-parked
+	// record's own position, and the record is not done with.
+	mark := j.Mark()
+	_, err = j.AppendSpans(id(1), 2, PhaseKept, 0, []byte("parked again"))
+	require.NoError(t, err)
+	require.NoError(t, j.AppendDone(Control{Trace: id(1), At: t0.UnixNano(), Since: ref.Segment(), Pos: mark}))
 	// The trace comes again after it was done with (its keep decision forgotten): a new life.
 	_, err = j.AppendSpans(id(1), 2, PhaseOpen, 0, []byte("after"))
 	require.NoError(t, err)
@@ -106,7 +111,7 @@ func TestDoneMarksTheSpansBeforeIt(t *testing.T) {
 	defer j.Close(t0)
 	require.Len(t, rec.Traces, 1)
 	rt := rec.Traces[0]
-	require.Equal(t, [][]byte{[]byte("after")}, partsOf(t, j, rt))
+	require.Equal(t, [][]byte{[]byte("parked again"), []byte("after")}, partsOf(t, j, rt))
 	require.NotNil(t, rt.Decision, "the keep decision still serves the decision cache")
 	require.Equal(t, PhaseOpen, rt.Phase, "it was made for the spans that left, not for those still here")
 }

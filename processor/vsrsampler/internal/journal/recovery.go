@@ -114,7 +114,7 @@ func (st *replayState) recovery() *Recovery {
 		rt := RecoveredTrace{ID: t.id, Decision: t.decision}
 		var last replayPart
 		for _, p := range t.parts {
-			if t.done.Before(p.pos) {
+			if !p.pos.Before(t.done) {
 				rt.Parts = append(rt.Parts, p.Part)
 				last = p
 			}

@@ -25,6 +25,7 @@ func (nopObserver) LateSpan(LateOutcome)                          {}
 func (nopObserver) DuplicateSpan()                                {}
 func (nopObserver) SpillFailed(error)                             {}
 func (nopObserver) Lost(error)                                    {}
+func (nopObserver) JournalFailed(error)                           {}
 func (nopObserver) RootWaited(Trigger, time.Duration)             {}
 
 // routerBatches is router traffic as its pods export it: requests of every era and outcome

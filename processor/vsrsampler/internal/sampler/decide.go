@@ -6,10 +6,12 @@ import (
 	"time"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcol-vsr/otelcol-vsr/internal/requestmetrics"
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/store"
 )
 
 // countArrival counts a new trace for dynamic sampling; in its cold phase, with the pod that
@@ -35,7 +37,7 @@ func (s *Sampler) settle(sh *shard, b *batch, ti int32, now time.Time, out *outp
 	bt := &b.traces[ti]
 	si := sh.index.find(bt.hash, bt.id, sh.slots)
 	if si < 0 {
-		if s.followDecision(sh, b, bt, out) {
+		if s.followDecision(sh, b, bt, now, out) {
 			return
 		}
 		si = sh.alloc(bt.hash, bt.id, now.UnixNano())
@@ -77,7 +79,7 @@ func (s *Sampler) settle(sh *shard, b *batch, ti int32, now time.Time, out *outp
 			}
 		case outcomeHeld:
 			s.parkHere(sh, si, in)
-			s.packParked(sh, si)
+			sh.store.Pack(si, &sh.slots[si].parked)
 		}
 	default:
 		s.parkHere(sh, si, in)
@@ -101,16 +103,13 @@ func (s *Sampler) trigger(sh *shard, si int32, in *here, now time.Time) (Trigger
 }
 
 func (s *Sampler) traceBytes(sh *shard, si int32) int64 {
-	n := sh.memoryBytes(si)
-	for _, ref := range sh.spilled[si] {
-		n += int64(ref.Len())
-	}
-	return n
+	t := &sh.slots[si]
+	return sh.store.MemoryBytes(si, &t.parked) + sh.store.DiskBytes(si, &t.parked)
 }
 
 // followDecision applies an earlier decision to spans of a trace no longer in flight, and
 // reports whether there was one.
-func (s *Sampler) followDecision(sh *shard, b *batch, bt *batchTrace, out *output) bool {
+func (s *Sampler) followDecision(sh *shard, b *batch, bt *batchTrace, now time.Time, out *output) bool {
 	if th, ok := sh.keep.get(bt.fp); ok {
 		for _, r := range bt.spans {
 			span, router := b.span(r), b.group(r).router
@@ -145,6 +144,7 @@ func (s *Sampler) followDecision(sh *shard, b *batch, bt *batchTrace, out *outpu
 	// An error or block is never dropped: the trace is kept from now on.
 	sh.drop.remove(bt.fp)
 	sh.keep.put(bt.fp, sampling.AlwaysSampleThreshold)
+	s.journalDecision(sh, &store.Trace{}, bt.id, true, sampling.AlwaysSampleThreshold, now)
 	for _, r := range bt.spans {
 		b.fates[r] = fatePass
 		out.stamp(b.span(r), sampling.AlwaysSampleThreshold)
@@ -179,6 +179,7 @@ func (s *Sampler) joinRescuable(sh *shard, si int32, in *here, now time.Time, ou
 	fp := fingerprint(t.id)
 	sh.drop.remove(fp)
 	sh.keep.put(fp, sampling.AlwaysSampleThreshold)
+	s.journalDecision(sh, &t.parked, t.id, true, sampling.AlwaysSampleThreshold, now)
 	for range t.spans {
 		s.obs.LateSpan(LateRescued)
 	}
@@ -189,7 +190,7 @@ func (s *Sampler) joinRescuable(sh *shard, si int32, in *here, now time.Time, ou
 		fin.span(in.b.span(r), in.b.group(r).router, out)
 		s.obs.LateSpan(LateRescued)
 	}
-	s.forget(sh, si)
+	s.forget(sh, si, now)
 }
 
 // observe records what one span tells about its trace: every span's keep-always signals, and
@@ -376,6 +377,7 @@ func (s *Sampler) decide(sh *shard, si int32, trigger Trigger, now time.Time, cl
 	fp := fingerprint(t.id)
 	if d.Keep {
 		sh.keep.put(fp, d.Threshold)
+		s.journalDecision(sh, &t.parked, t.id, true, d.Threshold, now)
 		t.phase = phaseKept
 		sh.extra(si).keptTh = d.Threshold
 		if !closing {
@@ -393,9 +395,10 @@ func (s *Sampler) decide(sh *shard, si int32, trigger Trigger, now time.Time, cl
 		t.phase = phaseRescuable
 		t.last = msBetween(t.first, now)
 		sh.setTimer(si, listRescuable)
+		s.journalDecision(sh, &t.parked, t.id, false, d.Threshold, now)
 		return outcomeHeld
 	}
-	s.free(sh, si)
+	s.free(sh, si, now)
 	return outcomeGone
 }
 
@@ -404,7 +407,7 @@ func (s *Sampler) finish(sh *shard, si int32, trigger Trigger, now time.Time, ou
 	if sh.slots[si].phase == phaseOpen {
 		switch s.decide(sh, si, trigger, now, true, out) {
 		case outcomeHeld:
-			s.packParked(sh, si)
+			sh.store.Pack(si, &sh.slots[si].parked)
 			return
 		case outcomeGone:
 			return
@@ -423,7 +426,7 @@ func (s *Sampler) timeOut(sh *shard, si int32, now time.Time, out *output) {
 		return
 	}
 	if s.decide(sh, si, TriggerTimeout, now, false, out) == outcomeHeld {
-		s.packParked(sh, si)
+		sh.store.Pack(si, &sh.slots[si].parked)
 	}
 }
 
@@ -456,7 +459,7 @@ func (s *Sampler) close(sh *shard, si int32, now time.Time, in *here, out *outpu
 	s.reportServing(sh, si, true)
 	sh.leaveLists(si)
 	s.traces.Add(-1)
-	s.free(sh, si)
+	s.free(sh, si, now)
 }
 
 func (s *Sampler) keptThreshold(sh *shard, si int32) sampling.Threshold {
@@ -506,19 +509,27 @@ func (s *Sampler) place(sh *shard, si int32) {
 	}
 }
 
-// forget frees a rescuable trace.
-func (s *Sampler) forget(sh *shard, si int32) {
-	sh.setTimer(si, listNone)
-	s.free(sh, si)
+// journalDecision writes a decision to the journal, if any: after a crash it comes back into
+// the decision caches, and a dropped trace's spans wait out their rescue window.
+func (s *Sampler) journalDecision(sh *shard, t *store.Trace, id pcommon.TraceID, keep bool, th sampling.Threshold, now time.Time) {
+	if err := sh.store.Decided(t, id, keep, th.Unsigned(), now); err != nil {
+		s.obs.JournalFailed(err)
+	}
 }
 
-// free gives a trace's memory back: parked spans, spilled spans and its slot.
-func (s *Sampler) free(sh *shard, si int32) {
+// forget frees a rescuable trace.
+func (s *Sampler) forget(sh *shard, si int32, now time.Time) {
+	sh.setTimer(si, listNone)
+	s.free(sh, si, now)
+}
+
+// free gives a trace's memory back: its parked spans, in memory, on disk and in the journal
+// (done with now), and its slot.
+func (s *Sampler) free(sh *shard, si int32, now time.Time) {
 	t := &sh.slots[si]
-	for _, ref := range sh.spilled[si] {
-		s.cfg.Spill.Free(ref)
+	if err := sh.store.Free(si, &t.parked, t.id, now); err != nil {
+		s.obs.JournalFailed(err)
 	}
-	s.dropMemory(sh, si)
 	sh.release(hashID(t.id), si)
 }
 

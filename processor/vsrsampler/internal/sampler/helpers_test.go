@@ -20,17 +20,18 @@ var t0 = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 
 // recorder is an Observer that counts what the core reports.
 type recorder struct {
-	mu         sync.Mutex
-	decided    map[Trigger]map[Reason]int
-	kept       int
-	dropped    int
-	late       [NumLateOutcomes]int
-	duplicates int
-	spans      int
-	spillFails int
-	lost       int
-	requests   []requestmetrics.Request
-	calls      []requestmetrics.ModelCall
+	mu           sync.Mutex
+	decided      map[Trigger]map[Reason]int
+	kept         int
+	dropped      int
+	late         [NumLateOutcomes]int
+	duplicates   int
+	spans        int
+	spillFails   int
+	lost         int
+	journalFails int
+	requests     []requestmetrics.Request
+	calls        []requestmetrics.ModelCall
 	// waited are the roots' waits for their model calls, by what ended them.
 	waited map[Trigger][]time.Duration
 	served []requestmetrics.Serving
@@ -103,6 +104,12 @@ func (r *recorder) DuplicateSpan() {
 func (r *recorder) SpillFailed(error) {
 	r.mu.Lock()
 	r.spillFails++
+	r.mu.Unlock()
+}
+
+func (r *recorder) JournalFailed(error) {
+	r.mu.Lock()
+	r.journalFails++
 	r.mu.Unlock()
 }
 

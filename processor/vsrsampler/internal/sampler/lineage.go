@@ -139,11 +139,11 @@ func eachField(msg []byte, num protowire.Number, f func([]byte) bool) bool {
 // under pressure is taken as whole when it looks complete.
 func (s *Sampler) parentsArrived(sh *shard, si int32, in *here) bool {
 	t := &sh.slots[si]
-	if t.has(flagSpilled) {
+	if sh.store.OnDisk(&t.parked) {
 		return true
 	}
 	var l lineage
-	for part := range sh.inMemory(si) {
+	for part := range sh.store.InMemory(si, &t.parked) {
 		l.addEncoded(part)
 	}
 	for _, r := range in.bt.spans {

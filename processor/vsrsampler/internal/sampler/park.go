@@ -2,7 +2,7 @@ package sampler
 
 import (
 	"errors"
-	"iter"
+	"time"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -10,11 +10,8 @@ import (
 
 	"github.com/otelcol-vsr/otelcol-vsr/internal/requestmetrics"
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
-)
-
-var (
-	marshaler   ptrace.ProtoMarshaler
-	unmarshaler ptrace.ProtoUnmarshaler
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/journal"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/store"
 )
 
 // parkHere parks all of the batch's spans of a trace.
@@ -38,7 +35,7 @@ func (s *Sampler) parkRefs(sh *shard, si int32, b *batch, refs []int32) {
 			b.fates[r] = fatePark
 			b.span(r).MoveTo(spans.At(i))
 		}
-		s.appendParked(sh, si, td)
+		s.park(sh, si, td)
 		for i, r := range refs[start:end] {
 			spans.At(i).MoveTo(b.span(r))
 		}
@@ -57,124 +54,45 @@ func resize(spans ptrace.SpanSlice, n int) {
 	}
 }
 
-// appendParked encodes td into the trace's parked spans: the first record becomes its
-// buffer, later ones its chunks, each as encoded. A TracesData with one ResourceSpans encodes
-// as exactly one record of the repeated field, so the parts joined are the encoding of all.
-func (s *Sampler) appendParked(sh *shard, si int32, td ptrace.Traces) {
+// park keeps td, spans of the trace, as its next parked record, and writes it to the
+// journal (if any) with the trace's phase.
+func (s *Sampler) park(sh *shard, si int32, td ptrace.Traces) {
 	t := &sh.slots[si]
-	encoded, _ := marshaler.MarshalTraces(td)
-	if t.data.len() == 0 && !t.has(flagChunks) {
-		t.data.set(encoded)
-		s.addSpanBytes(sh, allocSize(len(encoded)))
-		return
+	m := store.Meta{ID: t.id, Arrived: t.first + int64(t.last)*int64(time.Millisecond)}
+	switch t.phase {
+	case phaseKept, phaseAwaiting:
+		m.Phase, m.Threshold = journal.PhaseKept, s.keptThreshold(sh, si).Unsigned()
+	case phaseRescuable:
+		m.Phase = journal.PhaseDropped
 	}
-	sh.chunks[si] = append(sh.chunks[si], encoded)
-	t.flags |= flagChunks
-	s.addSpanBytes(sh, allocSize(len(encoded))+chunkCost)
-}
-
-// parked reports whether the trace holds spans, in memory or spilled.
-func (sh *shard) parked(si int32) bool {
-	t := &sh.slots[si]
-	return t.data.len() > 0 || t.has(flagChunks) || t.has(flagSpilled)
-}
-
-// inMemory returns the trace's parked records held in memory, in the order they came.
-func (sh *shard) inMemory(si int32) iter.Seq[[]byte] {
-	return func(yield func([]byte) bool) {
-		t := &sh.slots[si]
-		if t.data.len() > 0 && !yield(t.data.bytes()) {
-			return
-		}
-		if t.has(flagChunks) {
-			for _, c := range sh.chunks[si] {
-				if !yield(c) {
-					return
-				}
-			}
-		}
+	if err := sh.store.Park(si, &t.parked, td, m); err != nil {
+		s.obs.JournalFailed(err)
 	}
 }
 
-// memoryBytes is what the trace's parked spans in memory take, as addSpanBytes counted it.
-func (sh *shard) memoryBytes(si int32) int64 {
+// unpark decodes and empties the trace's parked spans. Their journal records are done with
+// once out's spans are delivered. A part that cannot be read back is reported and left out.
+func (s *Sampler) unpark(sh *shard, si int32, out *output) ptrace.Traces {
 	t := &sh.slots[si]
-	var n int64
-	if t.data.len() > 0 {
-		n = allocSize(t.data.capacity())
+	td, rel, err := sh.store.Take(si, &t.parked, t.id)
+	if errors.Is(err, store.ErrDisk) {
+		s.obs.SpillFailed(err)
 	}
-	if t.has(flagChunks) {
-		for _, c := range sh.chunks[si] {
-			n += allocSize(cap(c)) + chunkCost
-		}
+	if errors.Is(err, store.ErrUnreadable) {
+		s.obs.Lost(err)
 	}
-	return n
-}
-
-// dropMemory forgets the trace's parked spans in memory and gives their bytes back.
-func (s *Sampler) dropMemory(sh *shard, si int32) {
-	t := &sh.slots[si]
-	s.addSpanBytes(sh, -sh.memoryBytes(si))
-	t.data.set(nil)
-	if t.has(flagChunks) {
-		delete(sh.chunks, si)
-		t.flags &^= flagChunks
-	}
-}
-
-// unpark decodes and empties the trace's parked spans, spilled ones first. A part that cannot
-// be read back is reported and left out: each part is whole records, so the rest decodes.
-func (s *Sampler) unpark(sh *shard, si int32) ptrace.Traces {
-	t := &sh.slots[si]
-	data := t.data.bytes()
-	if t.has(flagSpilled) || t.has(flagChunks) || (len(data) > 0 && data[0] == packedTag) {
-		// Joined once, at release: only kept and rescued traces come here.
-		n := 0
-		for _, ref := range sh.spilled[si] {
-			n += ref.Len()
-		}
-		for part := range sh.inMemory(si) {
-			n += len(part)
-		}
-		data = make([]byte, 0, n)
-		for _, ref := range sh.spilled[si] {
-			part, err := s.cfg.Spill.Get(ref, nil)
-			if err == nil {
-				data, err = appendUnpacked(data, part)
-			}
-			if err != nil {
-				s.obs.SpillFailed(err)
-			}
-			s.cfg.Spill.Free(ref)
-		}
-		for part := range sh.inMemory(si) {
-			var err error
-			if data, err = appendUnpacked(data, part); err != nil {
-				s.obs.Lost(errors.Join(errParkedUnreadable, err))
-			}
-		}
-		delete(sh.spilled, si)
-		t.flags &^= flagSpilled
-	}
-	td, err := unmarshaler.UnmarshalTraces(data)
-	if err != nil {
-		s.obs.Lost(errors.Join(errParkedUnreadable, err))
-		td = ptrace.NewTraces()
-	}
-	s.dropMemory(sh, si)
+	out.receipt(rel)
 	return td
 }
-
-var errParkedUnreadable = errors.New("parked spans could not be decoded")
 
 // releaseParked sends a kept trace's parked spans out, through fin when the trace closes.
 // Without fin (a keep decided before the trace is complete), the root stays parked for the
 // close.
 func (s *Sampler) releaseParked(sh *shard, si int32, th sampling.Threshold, fin *finisher, out *output) {
-	if !sh.parked(si) {
+	if !sh.store.Parked(&sh.slots[si].parked) {
 		return
 	}
-	td := s.unpark(sh, si)
+	td := s.unpark(sh, si, out)
 	var root ptrace.Traces
 	for _, rs := range td.ResourceSpans().All() {
 		for _, ss := range rs.ScopeSpans().All() {
@@ -201,7 +119,7 @@ func (s *Sampler) releaseParked(sh *shard, si int32, th sampling.Threshold, fin 
 	}
 	td.ResourceSpans().MoveAndAppendTo(out.traces().ResourceSpans())
 	if root != (ptrace.Traces{}) {
-		s.appendParked(sh, si, root)
+		s.park(sh, si, root)
 	}
 }
 
@@ -311,10 +229,12 @@ func (s *Sampler) modelCall(f *routerconv.Facts, span ptrace.Span, router bool, 
 	s.obs.ModelCall(c)
 }
 
-// output collects the spans released by decisions, created on first use.
+// output collects the spans released by decisions, created on first use, and the journal
+// records they leave.
 type output struct {
-	td  ptrace.Traces
-	set bool
+	td       ptrace.Traces
+	set      bool
+	releases []store.Release
 	// The previous span's stamping is memoized: a trace's spans usually share one tracestate.
 	memo                 bool
 	lastRaw, lastStamped string
@@ -326,6 +246,34 @@ func (o *output) traces() ptrace.Traces {
 		o.td, o.set = ptrace.NewTraces(), true
 	}
 	return o.td
+}
+
+func (o *output) receipt(r store.Release) {
+	if !r.Empty() {
+		o.releases = append(o.releases, r)
+	}
+}
+
+// released is what the output hands to the caller.
+func (o *output) released() Released {
+	return Released{Traces: o.traces(), releases: o.releases}
+}
+
+// Released are kept spans that left their trace's buffer, to be sent on, and the journal
+// records they came from.
+type Released struct {
+	ptrace.Traces
+	releases []store.Release
+}
+
+// Done tells the journal that the spans are delivered (or given up): after a restart they do
+// not come back.
+func (r Released) Done(now time.Time) error {
+	var errs []error
+	for _, rel := range r.releases {
+		errs = append(errs, rel.Done(now))
+	}
+	return errors.Join(errs...)
 }
 
 func (o *output) stamp(span ptrace.Span, th sampling.Threshold) {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 	"github.com/otelcol-vsr/otelcol-vsr/internal/requestmetrics"
-	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/spill"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/store"
 )
 
 // Rule keeps traces that have an attribute with one of some values at its own rate.
@@ -61,8 +61,11 @@ type Config struct {
 	RescueWindow time.Duration
 	// Spill, when set, takes the parked spans of the newest traces when the budget is exceeded,
 	// before any trace is decided early.
-	Spill  Spill
-	Shards int
+	Spill store.Spill
+	// Journal, when set, is written every parked span and decision before Consume returns, so
+	// that a crash loses none of them (Recover reads them back). Spans it holds need no spill.
+	Journal store.Journal
+	Shards  int
 	// ServiceNames are the router's service.name values.
 	ServiceNames []string
 }
@@ -149,19 +152,13 @@ type Observer interface {
 	SpillFailed(err error)
 	// Lost reports parked spans that could not be decoded for release.
 	Lost(err error)
+	// JournalFailed reports parked spans or a decision the journal could not take (full, or an
+	// I/O error): they are held, but a crash would lose them.
+	JournalFailed(err error)
 	// RootWaited reports the end of a root's wait for its model call (phaseAwaiting), waited
 	// after the root arrived: ended by the call (TriggerRoot), by model_call_wait running out
 	// (TriggerTimeout), or cut short (TriggerPressure, TriggerShutdown, TriggerLimit).
 	RootWaited(ended Trigger, waited time.Duration)
-}
-
-// Spill keeps byte records outside the memory budget (spill.Store keeps them on disk).
-type Spill interface {
-	// Put stores parts, joined, as one record.
-	Put(parts ...[]byte) (spill.Ref, error)
-	// Get appends the record at ref to dst.
-	Get(ref spill.Ref, dst []byte) ([]byte, error)
-	Free(ref spill.Ref)
 }
 
 // validate checks what the core relies on; the processor's Config reports user errors by key.

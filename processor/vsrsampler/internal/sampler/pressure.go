@@ -1,9 +1,6 @@
 package sampler
 
-import (
-	"slices"
-	"time"
-)
+import "time"
 
 // relievePressure brings what is held back within max_buffer_bytes, which bounds all shards
 // together, visiting them one at a time (never two locks at once). First parked spans move to
@@ -17,12 +14,12 @@ import (
 func (s *Sampler) relievePressure(now time.Time, out *output) {
 	s.relieving.Lock()
 	defer s.relieving.Unlock()
-	if s.cfg.Spill != nil {
+	if s.cfg.Spill != nil || s.cfg.Journal != nil {
 		s.eachShard(func(sh *shard) bool { return s.spillNewest(sh) })
 	}
 	s.eachShard(func(sh *shard) bool {
 		for si := sh.timers[listRescuable].head; si >= 0 && s.overTarget(); si = sh.timers[listRescuable].head {
-			s.forget(sh, si)
+			s.forget(sh, si, now)
 		}
 		return true
 	})
@@ -73,14 +70,10 @@ func (s *Sampler) eachShard(f func(*shard) bool) {
 	}
 }
 
-const (
-	// maxSpillScan bounds how many traces one call looks at for spans still in memory.
-	maxSpillScan = 256
-	// minSpill is the least a trace must hold in memory to be worth a spill record.
-	minSpill = 256
-)
+// maxSpillScan bounds how many traces one call looks at for spans still in memory.
+const maxSpillScan = 256
 
-// spillNewest moves parked spans of a shard to the spill while over budget: first those held
+// spillNewest moves parked spans of a shard to disk while over budget: first those held
 // for rescue, which come back only if a late error does, then the roots awaiting their model
 // call, longest waiting first (most of those wait out model_call_wait), then those of the
 // newest traces, whose decisions are furthest away. It reports false when the spill refused.
@@ -93,18 +86,14 @@ func (s *Sampler) spillNewest(sh *shard) bool {
 // spillWalk spills the parked spans of the traces from `from` on, following next.
 func (s *Sampler) spillWalk(sh *shard, from int32, next func(*slot) int32) bool {
 	for si, n := from, 0; si >= 0 && n < maxSpillScan && s.overTarget(); si, n = next(&sh.slots[si]), n+1 {
-		if sh.memoryBytes(si) < minSpill {
-			continue
-		}
-		ref, err := s.cfg.Spill.Put(slices.Collect(sh.inMemory(si))...)
+		spilled, err := sh.store.Spill(si, &sh.slots[si].parked)
 		if err != nil {
 			s.obs.SpillFailed(err)
 			return false
 		}
-		sh.spilled[si] = append(sh.spilled[si], ref)
-		sh.slots[si].flags |= flagSpilled
-		s.dropMemory(sh, si)
-		s.account(sh) // the spill's own bookkeeping counts too
+		if spilled {
+			s.account(sh) // the store's own bookkeeping counts too
+		}
 	}
 	return true
 }

@@ -208,9 +208,9 @@ func runStream(t *testing.T, st stream, r streamRun) *recorder {
 		}
 		collect(consume(s, st.batch(i), now))
 		now = now.Add(st.gaps[i])
-		collect(s.Tick(now))
+		collect(s.Tick(now).Traces)
 	}
-	collect(s.Flush(now))
+	collect(s.Flush(now).Traces)
 
 	if _, traces := s.Held(); s.Memory(PartSpans) != 0 || traces != 0 {
 		t.Fatalf("seed %d: %d span bytes in %d traces held after flush", seed, s.Memory(PartSpans), traces)

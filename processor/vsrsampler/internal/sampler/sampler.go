@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/store"
 )
 
 // Part is a part of the memory the core holds.
@@ -80,7 +81,7 @@ func New(cfg Config, obs Observer) (*Sampler, error) {
 	// Each shard remembers its share of the decisions, rounded up: a cache is never empty.
 	perShard := func(entries int) int { return (entries + n - 1) / n }
 	for i := range s.shards {
-		s.shards[i] = newShard(perShard(cfg.KeepCacheEntries), perShard(cfg.DropCacheEntries))
+		s.shards[i] = newShard(perShard(cfg.KeepCacheEntries), perShard(cfg.DropCacheEntries), store.New(cfg.Spill, cfg.Journal))
 	}
 	s.batches.New = func() any { return newBatch() }
 	return s, nil
@@ -111,11 +112,11 @@ func (s *Sampler) overBudget() bool {
 // account brings the totals up to date with a shard's memory after a change.
 func (s *Sampler) account(sh *shard) {
 	now := [NumParts]int64{
-		PartSpans:     sh.mem[PartSpans],
+		PartSpans:     sh.store.Bytes(),
 		PartTraces:    sh.structBytes(),
 		PartDecisions: sh.keep.bytes() + sh.drop.bytes() + sh.routes.bytes(),
 	}
-	for _, p := range [...]Part{PartTraces, PartDecisions} {
+	for _, p := range [...]Part{PartSpans, PartTraces, PartDecisions} {
 		if d := now[p] - sh.mem[p]; d != 0 {
 			sh.mem[p] = now[p]
 			s.mem[p].Add(d)
@@ -123,28 +124,22 @@ func (s *Sampler) account(sh *shard) {
 	}
 }
 
-// addSpanBytes changes the parked bytes of a shard.
-func (s *Sampler) addSpanBytes(sh *shard, d int64) {
-	sh.mem[PartSpans] += d
-	s.mem[PartSpans].Add(d)
-}
-
 // Consume takes a batch. Spans of kept traces stay in it; spans of undecided traces are
 // parked; the rest are dropped. It returns the batch (what is left of td) and, apart, the
 // parked spans a decision in this call released: the caller sends those on their own, so
 // that a refusal of the batch by the next component does not lose them.
-func (s *Sampler) Consume(td ptrace.Traces, now time.Time) (pass, released ptrace.Traces) {
+func (s *Sampler) Consume(td ptrace.Traces, now time.Time) (pass ptrace.Traces, released Released) {
 	return s.consume(td, now, false)
 }
 
 // TakeOver is Consume for the traces a previous run left undecided (TakeOpen). They arrived
 // before this run: counted as arrivals now, they would look like a burst of traffic to
 // dynamic sampling, which would then keep too little for as long as its rates remember it.
-func (s *Sampler) TakeOver(td ptrace.Traces, now time.Time) (pass, released ptrace.Traces) {
+func (s *Sampler) TakeOver(td ptrace.Traces, now time.Time) (pass ptrace.Traces, released Released) {
 	return s.consume(td, now, true)
 }
 
-func (s *Sampler) consume(td ptrace.Traces, now time.Time, carried bool) (pass, released ptrace.Traces) {
+func (s *Sampler) consume(td ptrace.Traces, now time.Time, carried bool) (pass ptrace.Traces, released Released) {
 	b := s.batches.Get().(*batch)
 	defer func() {
 		b.reset()
@@ -169,13 +164,13 @@ func (s *Sampler) consume(td ptrace.Traces, now time.Time, carried bool) (pass, 
 	if s.overBudget() {
 		s.relievePressure(now, &out)
 	}
-	return td, out.traces()
+	return td, out.released()
 }
 
 // Tick decides the traces whose grace period, slow threshold or timeout has passed at now,
 // closes kept traces that are done or whose model call can no longer come, forgets rescuable
 // traces past their window, and returns the kept spans.
-func (s *Sampler) Tick(now time.Time) ptrace.Traces {
+func (s *Sampler) Tick(now time.Time) Released {
 	var out output
 	for _, sh := range s.shards {
 		sh.mu.Lock()
@@ -184,7 +179,7 @@ func (s *Sampler) Tick(now time.Time) ptrace.Traces {
 		s.account(sh)
 		sh.mu.Unlock()
 	}
-	return out.traces()
+	return out.released()
 }
 
 func (s *Sampler) tickShard(sh *shard, now time.Time, out *output) {
@@ -207,7 +202,7 @@ func (s *Sampler) tickShard(sh *shard, now time.Time, out *output) {
 		s.close(sh, si, now, nil, out)
 	}
 	for si := sh.timers[listRescuable].head; due(si, lastOf(sh, si), s.cfg.RescueWindow); si = sh.timers[listRescuable].head {
-		s.forget(sh, si)
+		s.forget(sh, si, now)
 	}
 }
 
@@ -229,7 +224,7 @@ func rootAtOf(sh *shard, si int32) uint32 {
 // undecided, up to about maxBytes of them encoded, leave undecided (open) for the next run to
 // take in again with TakeOver, rather than be kept blind; the rest is flushed (kept), roots
 // awaiting their model call that TakeWaiting did not hand over included.
-func (s *Sampler) TakeOpen(now time.Time, maxBytes int64) (open, kept ptrace.Traces) {
+func (s *Sampler) TakeOpen(now time.Time, maxBytes int64) (open ptrace.Traces, kept Released) {
 	var out output
 	open = ptrace.NewTraces()
 	var sizer ptrace.ProtoMarshaler
@@ -241,31 +236,55 @@ func (s *Sampler) TakeOpen(now time.Time, maxBytes int64) (open, kept ptrace.Tra
 				s.finish(sh, si, TriggerShutdown, now, &out)
 				continue
 			}
-			if sh.parked(si) {
-				td := s.unpark(sh, si)
+			if sh.store.Parked(&sh.slots[si].parked) {
+				td := s.unpark(sh, si, &out)
 				taken += int64(sizer.TracesSize(td))
 				td.ResourceSpans().MoveAndAppendTo(open.ResourceSpans())
 			}
 			sh.leaveLists(si)
 			s.traces.Add(-1)
-			s.free(sh, si)
+			s.free(sh, si, now)
 		}
 		for si := sh.timers[listAwaiting].head; si >= 0; si = sh.timers[listAwaiting].head {
 			s.finish(sh, si, TriggerShutdown, now, &out)
 		}
 		for si := sh.timers[listRescuable].head; si >= 0; si = sh.timers[listRescuable].head {
-			s.forget(sh, si)
+			s.forget(sh, si, now)
 		}
 		s.account(sh)
 		sh.mu.Unlock()
 	}
-	return open, out.traces()
+	return open, out.released()
+}
+
+// Suspend ends a run whose journal hands its traces over to the next run (Recover): kept
+// traces are closed and their spans returned, roots still awaiting their model call too (the
+// caller hands those over first with TakeWaiting where it can); undecided and dropped traces
+// stay, their spans in the journal, not done with.
+func (s *Sampler) Suspend(now time.Time) Released {
+	var out output
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		for si := sh.fifo.head; si >= 0; {
+			next := sh.slots[si].fifo.next
+			if sh.slots[si].phase != phaseOpen {
+				s.finish(sh, si, TriggerShutdown, now, &out)
+			}
+			si = next
+		}
+		for si := sh.timers[listAwaiting].head; si >= 0; si = sh.timers[listAwaiting].head {
+			s.finish(sh, si, TriggerShutdown, now, &out)
+		}
+		s.account(sh)
+		sh.mu.Unlock()
+	}
+	return out.released()
 }
 
 // Flush decides and closes every buffered trace, for shutdown, and returns the kept spans. A
 // root awaiting its model call leaves with what its trace showed: a guard match that nothing
 // followed, as blocked.
-func (s *Sampler) Flush(now time.Time) ptrace.Traces {
+func (s *Sampler) Flush(now time.Time) Released {
 	var out output
 	for _, sh := range s.shards {
 		sh.mu.Lock()
@@ -276,10 +295,10 @@ func (s *Sampler) Flush(now time.Time) ptrace.Traces {
 			s.finish(sh, si, TriggerShutdown, now, &out)
 		}
 		for si := sh.timers[listRescuable].head; si >= 0; si = sh.timers[listRescuable].head {
-			s.forget(sh, si)
+			s.forget(sh, si, now)
 		}
 		s.account(sh)
 		sh.mu.Unlock()
 	}
-	return out.traces()
+	return out.released()
 }

@@ -336,7 +336,7 @@ func TestIncomingThresholdNeverLowered(t *testing.T) {
 	}
 	consume(s, batchOf(tr, 0, tr.SpanCount()), t0)
 	out := s.Flush(t0)
-	for _, ts := range append(traceStates(out), traceStates(consume(s, batchOf(tr, 0, 1), t0))...) {
+	for _, ts := range append(traceStates(out.Traces), traceStates(consume(s, batchOf(tr, 0, 1), t0))...) {
 		assert.Equal(t, "ot=th:8", ts, "keep-always th:0 does not lower th:8")
 	}
 }

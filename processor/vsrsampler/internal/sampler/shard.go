@@ -7,7 +7,7 @@ import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
-	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/spill"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/store"
 )
 
 // list is an ordered list of slots threaded through their links.
@@ -22,11 +22,8 @@ type shard struct {
 	free   []int32
 	index  index
 	extras map[int32]*extra
-	// chunks are the trace's parked records after its slot's data, each as it was encoded:
-	// parking more never copies what is parked.
-	chunks map[int32][][]byte
-	// spilled are the trace's parked spans moved to the spill, oldest first.
-	spilled map[int32][]spill.Ref
+	// store holds the traces' parked spans.
+	store *store.Shard
 	// fifo orders live (open and kept) traces by first span: timeouts and pressure take the
 	// oldest. The timer lists order some of them for their next timer.
 	fifo   list
@@ -42,16 +39,15 @@ type shard struct {
 	mem [NumParts]int64
 }
 
-func newShard(keepEntries, dropEntries int) *shard {
+func newShard(keepEntries, dropEntries int, parked *store.Shard) *shard {
 	sh := &shard{
-		extras:  map[int32]*extra{},
-		chunks:  map[int32][][]byte{},
-		spilled: map[int32][]spill.Ref{},
-		fifo:    emptyList,
-		keep:    newDecisionCache[sampling.Threshold](keepEntries),
-		drop:    newDecisionCache[struct{}](dropEntries),
-		routes:  newDecisionCache[route](keepEntries),
-		strs:    newInterner(),
+		extras: map[int32]*extra{},
+		store:  parked,
+		fifo:   emptyList,
+		keep:   newDecisionCache[sampling.Threshold](keepEntries),
+		drop:   newDecisionCache[struct{}](dropEntries),
+		routes: newDecisionCache[route](keepEntries),
+		strs:   newInterner(),
 	}
 	for i := range sh.timers {
 		sh.timers[i] = emptyList
@@ -78,7 +74,7 @@ func (sh *shard) alloc(h uint64, id pcommon.TraceID, first int64) int32 {
 }
 
 // release returns a slot and what it references to the shard. The caller has taken it out
-// of the FIFO and its timer list.
+// of the FIFO and its timer list, and its parked spans out of the store.
 func (sh *shard) release(h uint64, si int32) {
 	t := &sh.slots[si]
 	sh.index.remove(h, si, sh.slots)
@@ -88,14 +84,6 @@ func (sh *shard) release(h uint64, si int32) {
 		sh.freeServed(sh.extras[si])
 		delete(sh.extras, si)
 	}
-	if t.has(flagSpilled) {
-		delete(sh.spilled, si)
-	}
-	if t.has(flagChunks) {
-		delete(sh.chunks, si)
-	}
-	// The buffer goes with its trace: kept for reuse, the buffers of a passed peak would stay.
-	t.data.set(nil)
 	t.id = pcommon.TraceID{}
 	sh.free = append(sh.free, si)
 }
@@ -192,7 +180,7 @@ func (sh *shard) stopAwaiting(si int32) {
 // structBytes is what the shard's bookkeeping takes: slots, index, free list, extras, strings.
 func (sh *shard) structBytes() int64 {
 	return int64(cap(sh.slots))*slotSize + sh.index.bytes() + int64(cap(sh.free))*4 +
-		int64(len(sh.extras))*extraSize + sh.servedBytes + int64(len(sh.spilled))*spilledCost + sh.strs.memory()
+		int64(len(sh.extras))*extraSize + sh.servedBytes + sh.store.StructBytes() + sh.strs.memory()
 }
 
 // minCompactSlots is the slot count below which a shard is not worth compacting.
@@ -244,14 +232,7 @@ func (sh *shard) compact() {
 	for si, e := range sh.extras {
 		extras[moved[si]] = e
 	}
-	chunks := make(map[int32][][]byte, len(sh.chunks))
-	for si, c := range sh.chunks {
-		chunks[moved[si]] = c
-	}
-	spilled := make(map[int32][]spill.Ref, len(sh.spilled))
-	for si, refs := range sh.spilled {
-		spilled[moved[si]] = refs
-	}
-	sh.slots, sh.extras, sh.chunks, sh.spilled, sh.free = slots, extras, chunks, spilled, nil
+	sh.store.Remap(moved)
+	sh.slots, sh.extras, sh.free = slots, extras, nil
 	sh.index.rebuild(sh.slots, live)
 }

@@ -9,7 +9,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
-	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/spill"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/store"
 )
 
 // phase is where a buffered trace is in its life.
@@ -45,12 +45,8 @@ const (
 	flagRouter
 	// flagExtra: the shard holds an extra entry for the slot.
 	flagExtra
-	// flagSpilled: some of the trace's parked spans are in the spill.
-	flagSpilled
 	// flagRootStart: the root's start timestamp is known.
 	flagRootStart
-	// flagChunks: the shard holds parked records of the trace beyond data.
-	flagChunks
 )
 
 // timerList is which of its shard's timer lists a slot is in besides the FIFO.
@@ -79,11 +75,10 @@ type link struct{ prev, next int32 }
 // tens of thousands. Rare fields live in the shard's extras.
 type slot struct {
 	id pcommon.TraceID
-	// data are the trace's first parked spans in memory, as OTLP TracesData: one
-	// ResourceSpans record per batch group they came in; later ones are the shard's chunks.
-	// Encoded, a span takes about a quarter of its in-memory form, and spans of dropped traces
-	// are never decoded. Held for rescue, they are one packed record (pack.go).
-	data buffer
+	// parked are the trace's parked spans, as the shard's store holds them: OTLP-encoded, a
+	// span takes about a quarter of its in-memory form, and spans of dropped traces are never
+	// decoded.
+	parked store.Trace
 	// first is when the first span arrived (Unix ns); last and rootAt are milliseconds after
 	// it: the last span's arrival (for a rescuable trace, its drop) and the root's.
 	first        int64
@@ -123,14 +118,6 @@ type extra struct {
 }
 
 const extraSize = int64(unsafe.Sizeof(extra{})) + 48 // and its map entry
-
-// chunkCost is what a chunk holds besides its bytes: its slice header, and a share of the
-// map entry of the trace's chunks.
-const chunkCost = int64(unsafe.Sizeof([]byte(nil))) + 16
-
-// spilledCost is what the spilled parts of a trace hold in memory: a map entry and a slice
-// of one reference, the common case.
-const spilledCost = 48 + int64(unsafe.Sizeof(spill.Ref{}))
 
 func (t *slot) has(f uint8) bool { return t.flags&f != 0 }
 

@@ -65,7 +65,7 @@ func TestSummaryOfABlock(t *testing.T) {
 	require.Zero(t, s.Tick(t0.Add(cfg.ModelCallWait-time.Millisecond)).SpanCount(), "the model call may still come")
 	later := s.Tick(t0.Add(cfg.ModelCallWait))
 	require.Equal(t, 1, later.SpanCount())
-	got := rootIn(t, later).Attributes().AsRaw()
+	got := rootIn(t, later.Traces).Attributes().AsRaw()
 	assert.Equal(t, "blocked", got["security.action"])
 	assert.Equal(t, "pii", got["security.reason"])
 	requireHeldZero(t, s)

@@ -231,7 +231,7 @@ func TestWaitingRootsSurviveARestart(t *testing.T) {
 	waiting, closed = again.TakeWaiting(t0.Add(time.Second), 0)
 	assert.Empty(t, waiting)
 	require.Equal(t, 1, closed.SpanCount())
-	assert.Equal(t, "blocked", attr(rootIn(t, closed), "security.action"))
+	assert.Equal(t, "blocked", attr(rootIn(t, closed.Traces), "security.action"))
 	assert.Len(t, recAgain.waited[TriggerShutdown], 1, "counted as cut short by the shutdown")
 	requireHeldZero(t, again)
 

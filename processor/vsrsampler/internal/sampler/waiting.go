@@ -13,6 +13,11 @@ import (
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
 )
 
+var (
+	marshaler   ptrace.ProtoMarshaler
+	unmarshaler ptrace.ProtoUnmarshaler
+)
+
 // waitingVersion is the version of the encoding of handed-over waiting roots.
 const waitingVersion = 1
 
@@ -50,7 +55,7 @@ const savedFlags = flagRoot | flagEarlyRoot | flagRouterRoot | flagRouter | flag
 // for the next run to go on waiting (RestoreWaiting): closed now, a guard match would leave as
 // blocked whether or not its model call was still to come. The rest are closed as Flush
 // closes them, and returned.
-func (s *Sampler) TakeWaiting(now time.Time, maxBytes int64) (waiting []byte, kept ptrace.Traces) {
+func (s *Sampler) TakeWaiting(now time.Time, maxBytes int64) (waiting []byte, kept Released) {
 	var out output
 	saved := savedWaits{Version: waitingVersion}
 	taken := int64(0)
@@ -61,12 +66,12 @@ func (s *Sampler) TakeWaiting(now time.Time, maxBytes int64) (waiting []byte, ke
 				s.finish(sh, si, TriggerShutdown, now, &out)
 				continue
 			}
-			w := s.saveWait(sh, si)
+			w := s.saveWait(sh, si, &out)
 			taken += int64(len(w.Roots)) + 256
 			saved.Roots = append(saved.Roots, w)
 			sh.leaveLists(si)
 			s.traces.Add(-1)
-			s.free(sh, si)
+			s.free(sh, si, now)
 		}
 		s.account(sh)
 		sh.mu.Unlock()
@@ -74,10 +79,10 @@ func (s *Sampler) TakeWaiting(now time.Time, maxBytes int64) (waiting []byte, ke
 	if len(saved.Roots) > 0 {
 		waiting, _ = json.Marshal(saved) // plain data: it always encodes
 	}
-	return waiting, out.traces()
+	return waiting, out.released()
 }
 
-func (s *Sampler) saveWait(sh *shard, si int32) savedWait {
+func (s *Sampler) saveWait(sh *shard, si int32, out *output) savedWait {
 	t := &sh.slots[si]
 	w := savedWait{TraceID: t.id, First: t.first, Last: t.last, RootAt: t.rootAt, RootStart: t.rootStart,
 		MaxEnd: t.maxEnd, Flags: t.flags & savedFlags, Spans: t.spans, Service: sh.strs.str(t.service),
@@ -86,8 +91,8 @@ func (s *Sampler) saveWait(sh *shard, si int32) savedWait {
 		th := e.th.Unsigned()
 		w.Th = &th
 	}
-	if sh.parked(si) {
-		w.Roots, _ = marshaler.MarshalTraces(s.unpark(sh, si))
+	if sh.store.Parked(&sh.slots[si].parked) {
+		w.Roots, _ = marshaler.MarshalTraces(s.unpark(sh, si, out))
 	}
 	return w
 }
@@ -96,14 +101,14 @@ func (s *Sampler) saveWait(sh *shard, si int32) savedWait {
 // for its model call, model_call_wait after its last span as that run saw it. It returns how
 // many it took, and the roots of any whose saved state no longer reads as awaiting a model
 // call, closed at now; a root it cannot read is an error, one already in flight is skipped.
-func (s *Sampler) RestoreWaiting(data []byte, now time.Time) (int, ptrace.Traces, error) {
+func (s *Sampler) RestoreWaiting(data []byte, now time.Time) (int, Released, error) {
 	var out output
 	var saved savedWaits
 	if err := json.Unmarshal(data, &saved); err != nil {
-		return 0, out.traces(), fmt.Errorf("handed-over waiting roots: %w", err)
+		return 0, out.released(), fmt.Errorf("handed-over waiting roots: %w", err)
 	}
 	if saved.Version != waitingVersion {
-		return 0, out.traces(), fmt.Errorf("handed-over waiting roots: version %d, this collector reads %d", saved.Version, waitingVersion)
+		return 0, out.released(), fmt.Errorf("handed-over waiting roots: version %d, this collector reads %d", saved.Version, waitingVersion)
 	}
 	taken := 0
 	var errs []error
@@ -114,7 +119,7 @@ func (s *Sampler) RestoreWaiting(data []byte, now time.Time) (int, ptrace.Traces
 		}
 		taken++
 	}
-	return taken, out.traces(), errors.Join(errs...)
+	return taken, out.released(), errors.Join(errs...)
 }
 
 func (s *Sampler) restoreWait(w *savedWait, now time.Time, out *output) error {
@@ -152,7 +157,7 @@ func (s *Sampler) restoreWait(w *savedWait, now time.Time, out *output) error {
 	t.phase = phaseKept
 	sh.keep.put(fp, keptTh)
 	if roots.SpanCount() > 0 {
-		s.appendParked(sh, si, roots)
+		s.park(sh, si, roots)
 	}
 	s.traces.Add(1)
 	s.place(sh, si)

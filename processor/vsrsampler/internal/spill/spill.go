@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/dirlock"
 )
 
 // Ref locates a record.
@@ -76,15 +78,12 @@ func Open(parent, name string, maxBytes int64) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spill: %w", err)
 	}
-	lock, err := lockDir(dir)
+	lock, err := dirlock.Lock(dir)
 	if err != nil {
 		return nil, errors.Join(err, os.RemoveAll(dir))
 	}
 	return &Store{dir: dir, lock: lock, maxBytes: maxBytes, segments: map[uint32]*segment{}}, nil
 }
-
-// lockName is the file a store holds locked in its directory.
-const lockName = "lock"
 
 // removeAbandoned removes the store directories under parent that no open store holds.
 func removeAbandoned(parent string) error {
@@ -94,10 +93,10 @@ func removeAbandoned(parent string) error {
 	}
 	for _, e := range entries {
 		dir := filepath.Join(parent, e.Name())
-		if _, err := os.Stat(filepath.Join(dir, lockName)); !e.IsDir() || err != nil {
+		if _, err := os.Stat(filepath.Join(dir, dirlock.Name)); !e.IsDir() || err != nil {
 			continue // not a store's directory
 		}
-		if held, err := lockHeld(dir); err != nil || held {
+		if held, err := dirlock.Held(dir); err != nil || held {
 			continue
 		}
 		if err := os.RemoveAll(dir); err != nil {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/dirlock"
 )
 
 func files(t *testing.T, dir string) []string {
@@ -97,7 +99,7 @@ func TestOpenRemovesAbandonedStores(t *testing.T) {
 	parent := t.TempDir()
 	abandoned := filepath.Join(parent, "vsr_sampler-123")
 	require.NoError(t, os.MkdirAll(abandoned, 0o700))
-	require.NoError(t, os.WriteFile(filepath.Join(abandoned, lockName), nil, 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(abandoned, dirlock.Name), nil, 0o600))
 	require.NoError(t, os.WriteFile(filepath.Join(abandoned, "00000007"+fileSuffix), []byte("stale"), 0o600))
 	require.NoError(t, os.WriteFile(filepath.Join(parent, "keep.txt"), []byte("not ours"), 0o600))
 	require.NoError(t, os.MkdirAll(filepath.Join(parent, "other"), 0o700))

@@ -1,4 +1,4 @@
-package sampler
+package store
 
 import (
 	"errors"
@@ -29,19 +29,17 @@ type packScratch struct{ joined, block []byte }
 
 var packScratches = sync.Pool{New: func() any { return &packScratch{} }}
 
-// packParked replaces a dropped trace's parked spans in memory with one packed part, when
-// that takes less memory. A trace is packed once, when it is dropped: spans joining it later
-// stay plain.
-func (s *Sampler) packParked(sh *shard, si int32) {
-	t := &sh.slots[si]
-	held := sh.memoryBytes(si)
+// Pack replaces a dropped trace's records in memory with one packed record, when that takes
+// less memory. A trace is packed once, when it is dropped: spans joining it later stay plain.
+func (s *Shard) Pack(si int32, t *Trace) {
+	held := s.MemoryBytes(si, t)
 	if t.data.len() == 0 || t.data.bytes()[0] == packedTag || held > maxPack {
 		return
 	}
 	sc := packScratches.Get().(*packScratch)
 	defer packScratches.Put(sc)
 	sc.joined = sc.joined[:0]
-	for part := range sh.inMemory(si) {
+	for part := range s.InMemory(si, t) {
 		sc.joined = append(sc.joined, part...)
 	}
 	if n := snappy.MaxEncodedLen(len(sc.joined)); cap(sc.block) < n {
@@ -56,9 +54,9 @@ func (s *Sampler) packParked(sh *shard, si int32) {
 	packed = append(packed, packedTag)
 	packed = protowire.AppendVarint(packed, uint64(len(block)))
 	packed = append(packed, block...)
-	s.dropMemory(sh, si)
+	s.dropMemory(si, t)
 	t.data.set(packed)
-	s.addSpanBytes(sh, allocSize(size))
+	s.bytes += allocSize(size)
 }
 
 var errPartUnreadable = errors.New("parked part is neither OTLP records nor a packed block")

@@ -1,6 +1,6 @@
 //go:build unix
 
-package spill
+package dirlock
 
 import (
 	"errors"
@@ -10,22 +10,22 @@ import (
 	"syscall"
 )
 
-// lockDir creates and locks dir's lock file; the lock lasts while the file stays open, and
+// Lock creates and locks dir's lock file; the lock lasts while the file stays open, and
 // ends with the process.
-func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+func Lock(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, Name), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("spill: %w", err)
+		return nil, fmt.Errorf("dirlock: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		return nil, errors.Join(fmt.Errorf("spill: locking %s: %w", dir, err), f.Close())
+		return nil, errors.Join(fmt.Errorf("dirlock: locking %s: %w", dir, err), f.Close())
 	}
 	return f, nil
 }
 
-// lockHeld reports whether a store holds dir's lock.
-func lockHeld(dir string) (bool, error) {
-	f, err := os.Open(filepath.Join(dir, lockName))
+// Held reports whether a process holds dir's lock.
+func Held(dir string) (bool, error) {
+	f, err := os.Open(filepath.Join(dir, Name))
 	if err != nil {
 		return false, err
 	}
