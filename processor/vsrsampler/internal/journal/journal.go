@@ -28,6 +28,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/dirlock"
 )
 
 // Kind is a record's kind.
@@ -131,6 +133,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Journal is a set of segment files in one directory. It is safe for concurrent use.
 type Journal struct {
 	opts Options
+	// lock keeps other processes out of the directory while the journal is open.
+	lock *os.File
 
 	mu       sync.Mutex
 	current  *segment
@@ -176,10 +180,14 @@ func Open(opts Options) (*Journal, *Recovery, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("journal: %w", err)
 	}
+	lock, err := dirlock.Lock(opts.Dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("journal: %s is in use by another process: %w", opts.Dir, err)
+	}
 	if opts.segmentBytes == 0 {
 		opts.segmentBytes = segmentSize
 	}
-	j := &Journal{opts: opts, segments: map[uint32]*segment{}, pending: make([]byte, 0, 64<<10), syncFile: (*os.File).Sync}
+	j := &Journal{opts: opts, lock: lock, segments: map[uint32]*segment{}, pending: make([]byte, 0, 64<<10), syncFile: (*os.File).Sync}
 	rec, err := j.replay()
 	if err != nil {
 		return nil, nil, errors.Join(err, j.closeFiles())
@@ -545,12 +553,24 @@ func (j *Journal) Close(now time.Time) error {
 	return errors.Join(err, j.closeFiles())
 }
 
+// Abandon closes the files without writing what is pending, as a crash of the process
+// leaves them: for tests of what a restart recovers.
+func (j *Journal) Abandon() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.closeFiles()
+}
+
 func (j *Journal) closeFiles() error {
 	var errs []error
 	for _, seg := range j.segments {
 		errs = append(errs, seg.file.Close())
 	}
 	j.segments, j.current = map[uint32]*segment{}, nil
+	if j.lock != nil {
+		errs = append(errs, j.lock.Close())
+		j.lock = nil
+	}
 	return errors.Join(errs...)
 }
 

@@ -32,7 +32,7 @@ func open(t *testing.T, o Options) (*Journal, *Recovery) {
 // crash leaves the journal's files as a killed process would: written, not closed cleanly.
 func crash(t *testing.T, j *Journal) {
 	t.Helper()
-	require.NoError(t, j.closeFiles())
+	require.NoError(t, j.Abandon())
 }
 
 func partsOf(t *testing.T, j *Journal, rt RecoveredTrace) [][]byte {
@@ -361,6 +361,16 @@ func TestRecoveredDeletesTheLastRunsSegments(t *testing.T) {
 	defer j.Close(t0)
 	require.Len(t, rec.Traces, 1)
 	require.Len(t, rec.Traces[0].Parts, 1, "taken in once, not once per restart")
+}
+
+func TestOneProcessAtATime(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := open(t, opts(dir))
+	_, _, err := Open(opts(dir))
+	require.ErrorContains(t, err, "in use by another process")
+	require.NoError(t, j.Close(t0))
+	j, _ = open(t, opts(dir))
+	require.NoError(t, j.Close(t0))
 }
 
 func TestMaxBytes(t *testing.T) {
