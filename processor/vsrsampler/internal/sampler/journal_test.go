@@ -61,7 +61,7 @@ func (r *journaled) collect(td ptrace.Traces) {
 
 func (r *journaled) deliver(rel Released, now time.Time) {
 	r.collect(rel.Traces)
-	require.NoError(r.t, rel.Done(now))
+	require.NoError(r.t, rel.Receipt.Done(now))
 }
 
 // crashPoint is where in a batch's life a run is killed.
@@ -101,7 +101,7 @@ func (r *journaled) step(td ptrace.Traces, now, next time.Time, crash crashPoint
 	if crash == crashBeforeDone {
 		return true
 	}
-	require.NoError(r.t, released.Done(now))
+	require.NoError(r.t, released.Receipt.Done(now))
 	require.NoError(r.t, r.j.Commit(now))
 	if crash == crashAfterDone {
 		return true
@@ -158,6 +158,7 @@ func crashAndRecover(t *testing.T, seed uint64, crash crashPoint) int {
 		now = next
 	}
 	// The crash: the run's memory is gone, its files stay. A new run starts at once.
+	require.NoError(t, run.j.Abandon())
 	run, got := startJournaled(t, dir, cfg, out, now)
 	t.Logf("crash %s at batch %d of %d: recovered %+v", crash, at, len(st.batches), got)
 	for i++; i < len(st.batches); i++ {
@@ -218,6 +219,7 @@ func TestTornJournalTailIsSkipped(t *testing.T) {
 	// Both traces' first spans are parked (their roots are still to come).
 	run.step(batchOf(first, 0, 1), t0, t0, crashAfterDone)
 	run.step(batchOf(second, 0, 1), t0, t0, crashAfterDone)
+	require.NoError(t, run.j.Abandon())
 	ids, err := filepath.Glob(filepath.Join(dir, "*.wal"))
 	require.NoError(t, err)
 	slices.Sort(ids)

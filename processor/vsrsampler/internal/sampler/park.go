@@ -256,21 +256,24 @@ func (o *output) receipt(r store.Release) {
 
 // released is what the output hands to the caller.
 func (o *output) released() Released {
-	return Released{Traces: o.traces(), releases: o.releases}
+	return Released{Traces: o.traces(), Receipt: o.releases}
 }
 
-// Released are kept spans that left their trace's buffer, to be sent on, and the journal
-// records they came from.
+// Released are kept spans that left their trace's buffer, to be sent on, and the receipt of
+// the journal records they came from.
 type Released struct {
 	ptrace.Traces
-	releases []store.Release
+	Receipt Receipt
 }
 
-// Done tells the journal that the spans are delivered (or given up): after a restart they do
-// not come back.
-func (r Released) Done(now time.Time) error {
+// Receipt is the journal records of released spans. Done tells the journal the spans are
+// delivered (or given up): after a restart they do not come back.
+type Receipt []store.Release
+
+// Done marks the records done with.
+func (r Receipt) Done(now time.Time) error {
 	var errs []error
-	for _, rel := range r.releases {
+	for _, rel := range r {
 		errs = append(errs, rel.Done(now))
 	}
 	return errors.Join(errs...)

@@ -81,7 +81,7 @@ func (s *Sampler) recoverTrace(rt *journal.RecoveredTrace, parts []ptrace.Traces
 		for i, td := range parts {
 			arrived := time.Unix(0, rt.Parts[i].At)
 			pass, released := s.consume(td, arrived, true)
-			out.releases = append(out.releases, released.releases...)
+			out.releases = append(out.releases, released.Receipt...)
 			released.ResourceSpans().MoveAndAppendTo(out.traces().ResourceSpans())
 			s.releaseKept(rt.ID, pass, journal.PhaseKept, sampling.AlwaysSampleThreshold, arrived, out)
 		}
