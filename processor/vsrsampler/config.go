@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
 
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/journal"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/sampler"
 )
 
@@ -49,6 +52,11 @@ type Config struct {
 	// Spill moves the newest traces' buffered spans to disk when max_buffer_bytes is reached,
 	// so they wait for their decision instead of being decided early.
 	Spill SpillConfig `mapstructure:"spill"`
+	// Journal writes every span this processor parks, and every decision, to files before the
+	// batch they came in is acknowledged, so that a crash (SIGKILL, the OOM killer) loses none
+	// of them; the next run takes them back. With it, a shutdown leaves undecided traces there
+	// too instead of handing them over through storage.
+	Journal JournalConfig `mapstructure:"journal"`
 	// Storage names a storage extension (file_storage) where the decisions, the traces still
 	// undecided and dynamic sampling's rates are saved at shutdown and read back at start, so
 	// that a restart neither splits traces in flight nor starts the rates from nothing.
@@ -89,6 +97,27 @@ type SpillConfig struct {
 	MaxBytes int64 `mapstructure:"max_bytes"`
 	_        struct{}
 }
+
+// JournalConfig places the crash journal; an empty directory disables it.
+type JournalConfig struct {
+	// Directory must outlive the process (the volume of the persistent sending queue). Each
+	// processor instance uses a subdirectory named after its ID, locked while it runs.
+	Directory string `mapstructure:"directory"`
+	// MaxBytes bounds the journal's files; beyond it, parked spans are held in memory only.
+	MaxBytes int64 `mapstructure:"max_bytes"`
+	// Fsync is when writes are forced to the device: never (they survive a crash of the
+	// process, not of the node), interval (at most FsyncInterval old) or batch (before each
+	// batch is acknowledged).
+	Fsync         string        `mapstructure:"fsync"`
+	FsyncInterval time.Duration `mapstructure:"fsync_interval"`
+	// DecisionRetention is how long a keep decision stays in the journal, so that the late
+	// spans of a kept trace follow it after a crash.
+	DecisionRetention time.Duration `mapstructure:"decision_retention"`
+	_                 struct{}
+}
+
+// fsyncPolicies are the journal.fsync values.
+var fsyncPolicies = map[string]journal.SyncPolicy{"never": journal.SyncNever, "interval": journal.SyncInterval, "batch": journal.SyncBatch}
 
 // DecisionCacheConfig sizes the decision caches in entries.
 type DecisionCacheConfig struct {
@@ -131,6 +160,13 @@ func (cfg *Config) Validate() error {
 	add(cfg.Shards >= 0, "shards: must not be negative, got %d", cfg.Shards)
 	add(cfg.RescueWindow >= 0, "rescue_window: must not be negative, got %v", cfg.RescueWindow)
 	add(cfg.Spill.Directory == "" || cfg.Spill.MaxBytes > 0, "spill.max_bytes: must be positive when spill.directory is set, got %d", cfg.Spill.MaxBytes)
+	if j := cfg.Journal; j.Directory != "" {
+		add(j.MaxBytes > 0, "journal.max_bytes: must be positive, got %d", j.MaxBytes)
+		_, known := fsyncPolicies[j.Fsync]
+		add(known, "journal.fsync: must be never, interval or batch, got %q", j.Fsync)
+		add(j.Fsync != "interval" || j.FsyncInterval > 0, "journal.fsync_interval: must be positive with fsync: interval, got %v", j.FsyncInterval)
+		add(j.DecisionRetention >= 0, "journal.decision_retention: must not be negative, got %v", j.DecisionRetention)
+	}
 	add(len(cfg.Rules) <= maxRules, "rules: at most %d rules, got %d", maxRules, len(cfg.Rules))
 	names := map[string]bool{}
 	for i, r := range cfg.Rules {
@@ -152,6 +188,19 @@ func (cfg *Config) Validate() error {
 
 // maxRules is how many rules a trace's first match can name.
 const maxRules = 255
+
+// journalOptions are the journal's options, for the processor named id.
+func (cfg *Config) journalOptions(id component.ID) journal.Options {
+	j := cfg.Journal
+	return journal.Options{
+		Dir:           filepath.Join(j.Directory, strings.NewReplacer("/", "_", string(filepath.Separator), "_").Replace(id.String())),
+		MaxBytes:      j.MaxBytes,
+		Sync:          fsyncPolicies[j.Fsync],
+		SyncInterval:  j.FsyncInterval,
+		KeepRetention: j.DecisionRetention,
+		DropRetention: cfg.RescueWindow,
+	}
+}
 
 // coreConfig turns a validated Config into the core's.
 func (cfg *Config) coreConfig() sampler.Config {

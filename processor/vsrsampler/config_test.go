@@ -37,7 +37,9 @@ func TestLoadConfig(t *testing.T) {
 			MaxBufferBytes: 64 << 20, MaxTraceBytes: 1 << 20, MaxTraceSpans: 500, BlockOnOverflow: true,
 			DecisionCache: DecisionCacheConfig{KeepEntries: 1000, DropEntries: 2000},
 			ServiceNames:  []string{"vllm-sr"}, Shards: 8, RescueWindow: 5 * time.Second,
-			Spill:   SpillConfig{Directory: "/var/lib/otelcol-vsr/spill", MaxBytes: 2 << 30},
+			Spill: SpillConfig{Directory: "/var/lib/otelcol-vsr/spill", MaxBytes: 2 << 30},
+			Journal: JournalConfig{Directory: "/var/lib/otelcol-vsr/journal", MaxBytes: 512 << 20, Fsync: "interval",
+				FsyncInterval: 2 * time.Second, DecisionRetention: 10 * time.Minute},
 			Storage: &storageID,
 		}},
 		{id: component.NewIDWithName(metadata.Type, "bad_rules"), wantErr: []string{
@@ -52,6 +54,8 @@ func TestLoadConfig(t *testing.T) {
 			"decision_cache.keep_entries: must not be negative", "service_names:", "shards: must not be negative",
 			"dynamic.keys:", "dynamic.target_traces_per_second:", "rescue_window: must not be negative",
 			"spill.max_bytes: must be positive when spill.directory is set",
+			"journal.max_bytes: must be positive", `journal.fsync: must be never, interval or batch, got "always"`,
+			"journal.decision_retention: must not be negative",
 		}},
 	}
 	for _, tt := range tests {

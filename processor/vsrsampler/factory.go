@@ -41,6 +41,7 @@ func createDefaultConfig() component.Config {
 		// siblings. With grace before the drop, a late error still finds its trace.
 		RescueWindow: routerconv.ExportInterval,
 		Spill:        SpillConfig{MaxBytes: 1 << 30},
+		Journal:      JournalConfig{MaxBytes: 1 << 30, Fsync: "never", FsyncInterval: time.Second, DecisionRetention: 5 * time.Minute},
 		ServiceNames: slices.Clone(routerconv.DefaultServiceNames),
 	}
 }

@@ -20,8 +20,9 @@ type observer struct {
 	tb     *metadata.TelemetryBuilder
 	logger *zap.Logger
 	hub    *requestmetrics.Hub
-	// spillWarned, lostWarned: the first failure of each kind is logged, the rest counted.
-	spillWarned, lostWarned atomic.Bool
+	// spillWarned, lostWarned, journalWarned: the first failure of each kind is logged, the
+	// rest counted.
+	spillWarned, lostWarned, journalWarned atomic.Bool
 	// reasons are the reason labels; reasonAt[r] is where reason r's start (rules have one each).
 	reasons  []string
 	reasonAt [sampler.NumReasons]int
@@ -75,6 +76,7 @@ func newObserver(tb *metadata.TelemetryBuilder, rules []RuleConfig, logger *zap.
 func (o *observer) zeroFailureCounters() {
 	ctx := context.Background()
 	o.tb.ProcessorVsrSamplerSpillFailures.Add(ctx, 0)
+	o.tb.ProcessorVsrSamplerJournalFailures.Add(ctx, 0)
 	o.tb.ProcessorVsrSamplerReleaseFailures.Add(ctx, 0)
 	o.tb.ProcessorVsrSamplerRedeliveredSpans.Add(ctx, 0)
 	for _, late := range o.late {
@@ -141,6 +143,13 @@ func (o *observer) SpillFailed(err error) {
 	o.tb.ProcessorVsrSamplerSpillFailures.Add(context.Background(), 1)
 	if !o.spillWarned.Swap(true) {
 		o.logger.Warn("spill failed; traces over max_buffer_bytes are decided early instead (counted in processor_vsr_sampler_spill_failures)", zap.Error(err))
+	}
+}
+
+func (o *observer) JournalFailed(err error) {
+	o.tb.ProcessorVsrSamplerJournalFailures.Add(context.Background(), 1)
+	if !o.journalWarned.Swap(true) {
+		o.logger.Warn("the crash journal could not take a record; what it lacks is held in memory only (counted in processor_vsr_sampler_journal_failures)", zap.Error(err))
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/otelcol-vsr/otelcol-vsr/internal/requestmetrics"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/admission"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/journal"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/metadata"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/sampler"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/spill"
@@ -38,12 +39,16 @@ const (
 )
 
 type samplerProcessor struct {
-	cfg       *Config
-	id        component.ID
-	logger    *zap.Logger
-	next      consumer.Traces
-	core      *sampler.Sampler
-	spill     *spill.Store
+	cfg    *Config
+	id     component.ID
+	logger *zap.Logger
+	next   consumer.Traces
+	core   *sampler.Sampler
+	spill  *spill.Store
+	// journal is the crash journal, or nil; recovery is what the last run left in it, taken
+	// in at start.
+	journal   *journal.Journal
+	recovery  *journal.Recovery
 	telemetry *metadata.TelemetryBuilder
 	observer  *observer
 	tick      time.Duration
@@ -78,8 +83,8 @@ func newSamplerProcessor(set processor.Settings, cfg *Config, next consumer.Trac
 	}, nil
 }
 
-// newCore opens the spill, if any, and the core: at start, so that validating a configuration
-// touches no disk.
+// newCore opens the spill and the journal, if any, and the core: at start, so that validating
+// a configuration touches no disk.
 func (p *samplerProcessor) newCore() error {
 	coreCfg := p.cfg.coreConfig()
 	if dir := p.cfg.Spill.Directory; dir != "" {
@@ -89,33 +94,90 @@ func (p *samplerProcessor) newCore() error {
 		}
 		coreCfg.Spill = p.spill
 	}
+	if p.cfg.Journal.Directory != "" {
+		var err error
+		if p.journal, p.recovery, err = journal.Open(p.cfg.journalOptions(p.id)); err != nil {
+			return errors.Join(fmt.Errorf("journal.directory: %w", err), p.closeDisk())
+		}
+		coreCfg.Journal = p.journal
+	}
 	core, err := sampler.New(coreCfg, p.observer)
 	if err != nil {
-		return errors.Join(err, p.closeSpill())
+		return errors.Join(err, p.closeDisk())
 	}
 	p.core = core
 	p.released = newRedelivery(p.next, core, p.cfg.MaxBufferBytes, p.releaseFailed, func(ctx context.Context, spans int) {
 		p.telemetry.ProcessorVsrSamplerRedeliveredSpans.Add(ctx, int64(spans))
-	})
+	}, p.settle)
 	return nil
 }
 
-func (p *samplerProcessor) closeSpill() error {
-	if p.spill == nil {
-		return nil
+// settle tells the journal that released spans are delivered, or given up for good.
+func (p *samplerProcessor) settle(r sampler.Receipt) {
+	if err := r.Done(time.Now()); err != nil {
+		p.observer.JournalFailed(err)
 	}
-	return p.spill.Close()
+}
+
+// commit hands what the journal was given to the kernel, before the batch is acknowledged.
+func (p *samplerProcessor) commit(now time.Time) {
+	if p.journal == nil {
+		return
+	}
+	if err := p.journal.Commit(now); err != nil {
+		p.observer.JournalFailed(err)
+	}
+}
+
+// recoverJournal takes in what the last run left in the journal, sends on what was kept, and removes
+// the last run's files once all of it is in this run's.
+func (p *samplerProcessor) recoverJournal(ctx context.Context, now time.Time) {
+	if p.journal == nil {
+		return
+	}
+	released, got, err := p.core.Recover(p.recovery, p.journal.Get, now)
+	if err != nil {
+		p.observer.Lost(fmt.Errorf("records of the crash journal could not be read back: %w", err))
+	}
+	p.released.send(ctx, released, now)
+	p.commit(now)
+	if err := p.journal.Recovered(); err != nil {
+		p.logger.Warn("the crash journal's files of the last run could not be removed", zap.Error(err))
+	}
+	stats := p.recovery.Stats
+	p.recovery = nil
+	p.telemetry.ProcessorVsrSamplerJournalRecoveredSpans.Add(ctx, int64(got.Spans))
+	p.telemetry.ProcessorVsrSamplerJournalSkippedBytes.Add(ctx, stats.SkippedBytes)
+	if got.Spans > 0 || stats.Skipped > 0 {
+		p.logger.Info("took back what the last run left in the crash journal",
+			zap.Int("spans", got.Spans), zap.Int("undecided_traces", got.Open), zap.Int("kept_traces", got.Kept),
+			zap.Int("rescuable_traces", got.Rescuable), zap.Int("decisions", got.Decisions),
+			zap.Int("torn_segments", stats.Skipped), zap.Int64("skipped_bytes", stats.SkippedBytes))
+	}
+}
+
+// closeDisk closes the spill (removing its files) and the journal (keeping them).
+func (p *samplerProcessor) closeDisk() error {
+	var errs []error
+	if p.spill != nil {
+		errs = append(errs, p.spill.Close())
+	}
+	if p.journal != nil {
+		errs = append(errs, p.journal.Close(time.Now()))
+	}
+	return errors.Join(errs...)
 }
 
 func (p *samplerProcessor) start(ctx context.Context, host component.Host) error {
 	if err := p.newCore(); err != nil {
 		return err
 	}
+	p.recoverJournal(ctx, time.Now())
 	if err := p.restoreDecisions(ctx, host); err != nil {
-		return errors.Join(err, p.closeSpill())
+		return errors.Join(err, p.closeDisk())
 	}
 	if err := p.registerGauges(); err != nil {
-		return errors.Join(err, p.closeSpill())
+		return errors.Join(err, p.closeDisk())
 	}
 	p.observer.zeroFailureCounters()
 	p.runCtx, p.cancelRun = context.WithCancel(context.Background())
@@ -226,7 +288,7 @@ func (p *samplerProcessor) restoreOpen(ctx context.Context, now time.Time) {
 	}
 	pass, released := p.core.TakeOver(td, now)
 	p.released.send(ctx, released, now)
-	p.released.send(ctx, pass, now)
+	p.released.send(ctx, sampler.Released{Traces: pass}, now)
 	p.logger.Info("took over the traces the last run left undecided", zap.Int("spans", td.SpanCount()))
 }
 
@@ -293,6 +355,12 @@ func (p *samplerProcessor) registerGauges() error {
 			}
 			return nil
 		}),
+		p.telemetry.RegisterProcessorVsrSamplerJournalBytesCallback(func(_ context.Context, o metric.Int64Observer) error {
+			if p.journal != nil {
+				o.Observe(p.journal.OnDisk())
+			}
+			return nil
+		}),
 		p.telemetry.RegisterProcessorVsrSamplerSpillBytesCallback(func(_ context.Context, o metric.Int64Observer) error {
 			if p.spill != nil {
 				o.Observe(p.spill.OnDisk())
@@ -314,6 +382,7 @@ func (p *samplerProcessor) run() {
 		case now := <-ticker.C:
 			p.released.retry(p.runCtx, now)
 			p.released.send(p.runCtx, p.core.Tick(now), now)
+			p.commit(now)
 		}
 	}
 }
@@ -345,7 +414,19 @@ func (p *samplerProcessor) shutdownOnce(ctx context.Context) error {
 	}
 	now := time.Now()
 	handedOver := 0
-	if p.decisions != nil {
+	switch {
+	case p.journal != nil:
+		// The next run takes the undecided and dropped traces back from the journal; it goes on
+		// waiting for the ends of requests awaiting them when storage can hand those over.
+		if p.decisions != nil {
+			waiting, closed := p.core.TakeWaiting(now, p.cfg.MaxBufferBytes)
+			p.released.send(ctx, closed, now)
+			if err := p.saveWaiting(ctx, waiting, now); err != nil {
+				p.logger.Warn("the requests awaiting their end could not be handed over to the next run; they leave as they stand", zap.Error(err))
+			}
+		}
+		p.released.send(ctx, p.core.Suspend(now), now)
+	case p.decisions != nil:
 		// The next run goes on waiting for the ends of the kept requests awaiting them, rather
 		// than this one summarize them as they stand; it takes the undecided traces over,
 		// rather than this one keep them blind.
@@ -358,16 +439,16 @@ func (p *samplerProcessor) shutdownOnce(ctx context.Context) error {
 		p.released.send(ctx, kept, now)
 		if err := p.saveOpen(ctx, open); err != nil {
 			p.logger.Warn("the undecided traces could not be handed over to the next run; they are kept", zap.Error(err))
-			p.released.send(ctx, open, now)
+			p.released.send(ctx, sampler.Released{Traces: open}, now)
 		} else {
 			handedOver = open.SpanCount()
 		}
-	} else {
+	default:
 		p.released.send(ctx, p.core.Flush(now), now)
 	}
 	p.observer.logShutdown(handedOver)
 	err := p.released.drain(ctx)
-	return errors.Join(err, p.saveDecisions(ctx), p.closeSpill())
+	return errors.Join(err, p.saveDecisions(ctx), p.closeDisk())
 }
 
 func (p *samplerProcessor) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
@@ -386,11 +467,13 @@ func (p *samplerProcessor) processTraces(ctx context.Context, td ptrace.Traces) 
 	return out, nil
 }
 
-// consume gives td to the core and returns what passes. Spans released from earlier batches
-// go in their own call: a refusal of this batch makes its sender retry it, but not them.
+// consume gives td to the core and returns what passes. What the core parked of it is in the
+// journal's files before the batch is acknowledged. Spans released from earlier batches go in
+// their own call: a refusal of this batch makes its sender retry it, but not them.
 func (p *samplerProcessor) consume(ctx context.Context, td ptrace.Traces) ptrace.Traces {
 	now := time.Now()
 	out, released := p.core.Consume(td, now)
+	p.commit(now)
 	p.released.send(ctx, released, now)
 	return out
 }
@@ -414,7 +497,7 @@ func (p *samplerProcessor) admitInParts(ctx context.Context, td ptrace.Traces) (
 			return td, err
 		}
 		p.ledger.Record(key, td, time.Now())
-		p.released.send(ctx, p.consume(ctx, td), time.Now())
+		p.released.send(ctx, sampler.Released{Traces: p.consume(ctx, td)}, time.Now())
 	}
 	if fresh.SpanCount() > 0 {
 		if err := p.waitForRoom(ctx, 1); err != nil {
@@ -425,10 +508,11 @@ func (p *samplerProcessor) admitInParts(ctx context.Context, td ptrace.Traces) (
 	return p.consume(ctx, fresh), nil
 }
 
-// overBudget reports whether the core holds factor times max_buffer_bytes or more.
+// overBudget reports whether the core holds factor times max_buffer_bytes or more, or the
+// journal is full: what it would park could not be kept safe from a crash.
 func (p *samplerProcessor) overBudget(factor int64) bool {
 	held, _ := p.core.Held()
-	return held >= factor*p.cfg.MaxBufferBytes
+	return held >= factor*p.cfg.MaxBufferBytes || (p.journal != nil && p.journal.OnDisk() >= p.cfg.Journal.MaxBytes)
 }
 
 // waitForRoom waits while the core holds factor times max_buffer_bytes or more

@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrsampler/internal/sampler"
 )
 
 // Retry pacing for kept spans the next component refused.
@@ -34,6 +36,8 @@ type redelivery struct {
 	failed func(ctx context.Context, spans int, err error)
 	// delivered counts spans delivered on a retry.
 	delivered func(ctx context.Context, spans int)
+	// settled is told the journal receipt of spans delivered or given up for good.
+	settled func(sampler.Receipt)
 
 	mu      sync.Mutex
 	queue   []heldBatch
@@ -43,18 +47,24 @@ type redelivery struct {
 }
 
 type heldBatch struct {
-	data  []byte
-	spans int
+	data    []byte
+	spans   int
+	receipt sampler.Receipt
 }
 
-func newRedelivery(next consumer.Traces, budget reserver, maxBytes int64, failed func(context.Context, int, error), delivered func(context.Context, int)) *redelivery {
-	return &redelivery{next: next, budget: budget, max: maxBytes, failed: failed, delivered: delivered}
+func newRedelivery(next consumer.Traces, budget reserver, maxBytes int64, failed func(context.Context, int, error),
+	delivered func(context.Context, int), settled func(sampler.Receipt)) *redelivery {
+	return &redelivery{next: next, budget: budget, max: maxBytes, failed: failed, delivered: delivered, settled: settled}
 }
 
-// send delivers td, or holds it if the next component refuses.
-func (r *redelivery) send(ctx context.Context, td ptrace.Traces, now time.Time) {
+// send delivers released spans, or holds them if the next component refuses. Their journal
+// records are settled once they are delivered or refused for good; held at the shutdown
+// deadline, they stay in the journal for the next run.
+func (r *redelivery) send(ctx context.Context, rel sampler.Released, now time.Time) {
+	td := rel.Traces
 	n := td.SpanCount()
 	if n == 0 {
+		r.settled(rel.Receipt)
 		return
 	}
 	r.mu.Lock()
@@ -63,22 +73,25 @@ func (r *redelivery) send(ctx context.Context, td ptrace.Traces, now time.Time) 
 	if !waiting {
 		err := r.next.ConsumeTraces(ctx, td)
 		if err == nil {
+			r.settled(rel.Receipt)
 			return
 		}
 		if consumererror.IsPermanent(err) {
 			r.failed(ctx, n, err)
+			r.settled(rel.Receipt)
 			return
 		}
 	}
-	r.hold(ctx, td, n, now)
+	r.hold(ctx, td, n, rel.Receipt, now)
 }
 
 var marshaler ptrace.ProtoMarshaler
 
-func (r *redelivery) hold(ctx context.Context, td ptrace.Traces, spans int, now time.Time) {
+func (r *redelivery) hold(ctx context.Context, td ptrace.Traces, spans int, receipt sampler.Receipt, now time.Time) {
 	data, err := marshaler.MarshalTraces(td)
 	if err != nil {
 		r.failed(ctx, spans, err)
+		r.settled(receipt)
 		return
 	}
 	r.mu.Lock()
@@ -86,7 +99,7 @@ func (r *redelivery) hold(ctx context.Context, td ptrace.Traces, spans int, now 
 	if len(r.queue) == 0 {
 		r.backoff, r.nextTry = 0, now
 	}
-	r.queue = append(r.queue, heldBatch{data: data, spans: spans})
+	r.queue = append(r.queue, heldBatch{data: data, spans: spans, receipt: receipt})
 	r.bytes += int64(len(data))
 	r.budget.Reserve(int64(len(data)))
 	for r.bytes > r.max && len(r.queue) > 1 {
@@ -95,6 +108,7 @@ func (r *redelivery) hold(ctx context.Context, td ptrace.Traces, spans int, now 
 		r.bytes -= int64(len(oldest.data))
 		r.budget.Reserve(-int64(len(oldest.data)))
 		r.failed(ctx, oldest.spans, fmt.Errorf("held kept spans would exceed max_buffer_bytes (%d)", r.max))
+		r.settled(oldest.receipt)
 	}
 }
 
@@ -126,11 +140,13 @@ func (r *redelivery) retry(ctx context.Context, now time.Time) {
 		if err != nil {
 			if consumererror.IsPermanent(err) {
 				r.failed(ctx, b.spans, err)
+				r.settled(b.receipt)
 				continue
 			}
 			return
 		}
 		r.delivered(ctx, b.spans)
+		r.settled(b.receipt)
 	}
 }
 
@@ -163,16 +179,23 @@ func (r *redelivery) drain(ctx context.Context) error {
 	}
 }
 
+// abandon gives up what is still held at the shutdown deadline: lost, unless the journal holds
+// it for the next run.
 func (r *redelivery) abandon(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	spans := 0
+	lost := 0
 	for _, b := range r.queue {
-		spans += b.spans
+		if len(b.receipt) == 0 {
+			lost += b.spans
+		}
 	}
 	r.budget.Reserve(-r.bytes)
 	r.queue, r.bytes = nil, 0
-	err := fmt.Errorf("vsr_sampler: %d kept spans not delivered before the shutdown deadline: %w", spans, ctx.Err())
-	r.failed(ctx, spans, err)
+	if lost == 0 {
+		return nil
+	}
+	err := fmt.Errorf("vsr_sampler: %d kept spans not delivered before the shutdown deadline: %w", lost, ctx.Err())
+	r.failed(ctx, lost, err)
 	return err
 }

@@ -25,25 +25,29 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                                  metric.Meter
-	mu                                     sync.Mutex
-	registrations                          []metric.Registration
-	ProcessorVsrSamplerBufferLimit         metric.Int64ObservableGauge
-	ProcessorVsrSamplerBufferedBytes       metric.Int64ObservableGauge
-	ProcessorVsrSamplerBufferedTraces      metric.Int64ObservableGauge
-	ProcessorVsrSamplerDecisionLatency     metric.Float64Histogram
-	ProcessorVsrSamplerDuplicateSpans      metric.Int64Counter
-	ProcessorVsrSamplerLateSpans           metric.Int64Counter
-	ProcessorVsrSamplerMemoryBytes         metric.Int64ObservableGauge
-	ProcessorVsrSamplerOverflowRefusals    metric.Int64Counter
-	ProcessorVsrSamplerRedeliveredSpans    metric.Int64Counter
-	ProcessorVsrSamplerReleaseFailures     metric.Int64Counter
-	ProcessorVsrSamplerRetriedSpansSkipped metric.Int64Counter
-	ProcessorVsrSamplerRootWait            metric.Float64Histogram
-	ProcessorVsrSamplerSpansDecided        metric.Int64Counter
-	ProcessorVsrSamplerSpillBytes          metric.Int64ObservableGauge
-	ProcessorVsrSamplerSpillFailures       metric.Int64Counter
-	ProcessorVsrSamplerTracesDecided       metric.Int64Counter
+	meter                                    metric.Meter
+	mu                                       sync.Mutex
+	registrations                            []metric.Registration
+	ProcessorVsrSamplerBufferLimit           metric.Int64ObservableGauge
+	ProcessorVsrSamplerBufferedBytes         metric.Int64ObservableGauge
+	ProcessorVsrSamplerBufferedTraces        metric.Int64ObservableGauge
+	ProcessorVsrSamplerDecisionLatency       metric.Float64Histogram
+	ProcessorVsrSamplerDuplicateSpans        metric.Int64Counter
+	ProcessorVsrSamplerJournalBytes          metric.Int64ObservableGauge
+	ProcessorVsrSamplerJournalFailures       metric.Int64Counter
+	ProcessorVsrSamplerJournalRecoveredSpans metric.Int64Counter
+	ProcessorVsrSamplerJournalSkippedBytes   metric.Int64Counter
+	ProcessorVsrSamplerLateSpans             metric.Int64Counter
+	ProcessorVsrSamplerMemoryBytes           metric.Int64ObservableGauge
+	ProcessorVsrSamplerOverflowRefusals      metric.Int64Counter
+	ProcessorVsrSamplerRedeliveredSpans      metric.Int64Counter
+	ProcessorVsrSamplerReleaseFailures       metric.Int64Counter
+	ProcessorVsrSamplerRetriedSpansSkipped   metric.Int64Counter
+	ProcessorVsrSamplerRootWait              metric.Float64Histogram
+	ProcessorVsrSamplerSpansDecided          metric.Int64Counter
+	ProcessorVsrSamplerSpillBytes            metric.Int64ObservableGauge
+	ProcessorVsrSamplerSpillFailures         metric.Int64Counter
+	ProcessorVsrSamplerTracesDecided         metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -93,6 +97,21 @@ func (builder *TelemetryBuilder) RegisterProcessorVsrSamplerBufferedTracesCallba
 		cb(ctx, &observerInt64{inst: builder.ProcessorVsrSamplerBufferedTraces, obs: o})
 		return nil
 	}, builder.ProcessorVsrSamplerBufferedTraces)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterProcessorVsrSamplerJournalBytesCallback sets callback for observable ProcessorVsrSamplerJournalBytes metric.
+func (builder *TelemetryBuilder) RegisterProcessorVsrSamplerJournalBytesCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ProcessorVsrSamplerJournalBytes, obs: o})
+		return nil
+	}, builder.ProcessorVsrSamplerJournalBytes)
 	if err != nil {
 		return err
 	}
@@ -189,6 +208,30 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_processor_vsr_sampler_duplicate_spans",
 		metric.WithDescription("Spans dropped because a span with the same ID was already buffered. [Development]"),
 		metric.WithUnit("{spans}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorVsrSamplerJournalBytes, err = builder.meter.Int64ObservableGauge(
+		"otelcol_processor_vsr_sampler_journal_bytes",
+		metric.WithDescription("Bytes the crash journal's files take on disk. [Development]"),
+		metric.WithUnit("By"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorVsrSamplerJournalFailures, err = builder.meter.Int64Counter(
+		"otelcol_processor_vsr_sampler_journal_failures",
+		metric.WithDescription("Parked spans, decisions or done marks the crash journal could not take (journal.max_bytes reached, or an I/O error): held or done with all the same, but a crash would lose or repeat them. [Development]"),
+		metric.WithUnit("{failures}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorVsrSamplerJournalRecoveredSpans, err = builder.meter.Int64Counter(
+		"otelcol_processor_vsr_sampler_journal_recovered_spans",
+		metric.WithDescription("Spans the crash journal gave back at start, from what the last run left (a crash, or a shutdown that left its traces there). [Development]"),
+		metric.WithUnit("{spans}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorVsrSamplerJournalSkippedBytes, err = builder.meter.Int64Counter(
+		"otelcol_processor_vsr_sampler_journal_skipped_bytes",
+		metric.WithDescription("Bytes of torn or corrupt records the crash journal skipped at start (a node crash mid-write without fsync). [Development]"),
+		metric.WithUnit("By"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ProcessorVsrSamplerLateSpans, err = builder.meter.Int64Counter(

@@ -32,6 +32,10 @@ func TestSetupTelemetry(t *testing.T) {
 		observer.Observe(1)
 		return nil
 	}))
+	require.NoError(t, tb.RegisterProcessorVsrSamplerJournalBytesCallback(func(_ context.Context, observer metric.Int64Observer) error {
+		observer.Observe(1)
+		return nil
+	}))
 	require.NoError(t, tb.RegisterProcessorVsrSamplerMemoryBytesCallback(func(_ context.Context, observer metric.Int64Observer) error {
 		observer.Observe(1)
 		return nil
@@ -42,6 +46,9 @@ func TestSetupTelemetry(t *testing.T) {
 	}))
 	tb.ProcessorVsrSamplerDecisionLatency.Record(context.Background(), 1)
 	tb.ProcessorVsrSamplerDuplicateSpans.Add(context.Background(), 1)
+	tb.ProcessorVsrSamplerJournalFailures.Add(context.Background(), 1)
+	tb.ProcessorVsrSamplerJournalRecoveredSpans.Add(context.Background(), 1)
+	tb.ProcessorVsrSamplerJournalSkippedBytes.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerLateSpans.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerOverflowRefusals.Add(context.Background(), 1)
 	tb.ProcessorVsrSamplerRedeliveredSpans.Add(context.Background(), 1)
@@ -64,6 +71,18 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.HistogramDataPoint[float64]{{}}, metricdatatest.IgnoreValue(),
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorVsrSamplerDuplicateSpans(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorVsrSamplerJournalBytes(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorVsrSamplerJournalFailures(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorVsrSamplerJournalRecoveredSpans(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorVsrSamplerJournalSkippedBytes(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorVsrSamplerLateSpans(t, testTel,
