@@ -465,6 +465,9 @@ func TestChartAndManifestsShipOneConfig(t *testing.T) {
 	}
 	helm := helmBinary(t)
 	for _, r := range shipped.Releases {
+		if len(r.Overlays) > 0 {
+			continue // TestTLSOverlays
+		}
 		t.Run(r.Values, func(t *testing.T) {
 			objs, err := shipped.Render(helm, repoRoot, r)
 			require.NoError(t, err)
