@@ -147,9 +147,14 @@ func TestCollectorPods(t *testing.T) {
 				checkStateOnOwnedVolumes(t, w.Pod, c, cfg)
 				checkSizing(t, c, cfg)
 				checkTelemetryPorts(t, c, cfg)
+				// Defect: the annotations pointed at 8889 (request metrics only) while every alert
+				// reads the collector's own telemetry: a Prometheus that discovers pods by
+				// annotation scraped nothing the alerts need.
 				scraped, err := strconv.Atoi(w.Annotations["prometheus.io/port"])
 				require.NoError(t, err, "a prometheus.io/port annotation")
-				assert.True(t, slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.ContainerPort == int32(scraped) }))
+				assert.Equal(t, at(cfg, "service", "telemetry", "metrics", "readers"), []any{map[string]any{"pull": map[string]any{"exporter": map[string]any{
+					"prometheus": map[string]any{"host": "${env:MY_POD_IP}", "port": scraped}}}}}, "the annotation names the port the alerts' metrics are on")
+				checkHashKeyRequired(t, c)
 				usesAPI := at(cfg, "exporters", "load_balancing", "resolver", "k8s") != nil
 				assert.Equal(t, usesAPI, w.Pod.AutomountServiceAccountToken == nil || *w.Pod.AutomountServiceAccountToken,
 					"a token only where the k8s resolver needs one")
