@@ -7,6 +7,11 @@ TOOLS := $(CURDIR)/.tools
 OCB := $(TOOLS)/builder-$(OCB_VERSION)
 BUILD_DIR := _build
 OTELCOL := $(BUILD_DIR)/otelcol-vsr
+# The image: every manifest and values file runs $(IMAGE_REPOSITORY):<dist.version in
+# builder-config.yaml>; push it under your registry's name and override the repository there.
+IMAGE_REPOSITORY ?= ghcr.io/otelcol-vsr/otelcol-vsr
+IMAGE_TAG ?= $(shell awk '$$1 == "version:" {print $$2; exit}' builder-config.yaml)
+IMAGE_LAYOUT := _image/otelcol-vsr
 # What the distribution is built from: a change to any of it rebuilds the binary.
 DISTRO_SOURCES := builder-config.yaml go.mod go.sum $(shell find processor receiver internal -name '*.go' ! -name '*_test.go')
 # Fuzzing is bounded by inputs, not seconds: Go 1.26's coordinator can fail a -fuzztime 10s run
@@ -18,7 +23,7 @@ FUZZ_REPLAY ?= 20000x
 FUZZ_MODEL_SERVER ?= 20000x
 
 .DEFAULT_GOAL := build
-.PHONY: build run test unit-test fuzz-smoke lint generate bench bench-smoke e2e clean
+.PHONY: build image run test unit-test fuzz-smoke lint generate bench bench-smoke e2e clean
 
 $(OCB):
 	mkdir -p $(TOOLS)/tmp
@@ -31,6 +36,16 @@ $(OTELCOL): $(OCB) $(DISTRO_SOURCES)
 ## build: install the pinned OCB and build _build/otelcol-vsr
 build: $(OTELCOL)
 
+## image: the container image, built without a container engine (distro/image): the binary,
+## the default config, passwd for uid 10001, CA certificates, from scratch, as an OCI layout in
+## _image/otelcol-vsr. Push it with `crane push _image/otelcol-vsr <registry>/otelcol-vsr:<tag>`
+## (or skopeo copy oci:_image/otelcol-vsr:<tag> docker://…).
+image: $(IMAGE_LAYOUT)/index.json
+
+$(IMAGE_LAYOUT)/index.json: $(OTELCOL) collector-config.yaml builder-config.yaml $(wildcard distro/image/*.go distro/image/go.*)
+	cd distro/image && $(GO) run . -binary $(CURDIR)/$(OTELCOL) -config $(CURDIR)/collector-config.yaml \
+		-ref $(IMAGE_REPOSITORY):$(IMAGE_TAG) -out $(CURDIR)/$(IMAGE_LAYOUT)
+
 ## run: build if needed and start the collector on collector-config.yaml (debug output; set
 ## VSR_TRACES_ENDPOINT=host:4317 to also export to Tempo or Jaeger, VSR_METRICS_ENDPOINT for
 ## request metrics over OTLP besides Prometheus on 127.0.0.1:8889)
@@ -42,9 +57,11 @@ run: $(OTELCOL)
 ## test: unit, golden, property and distribution tests, then a short fuzz of each pure core
 test: unit-test fuzz-smoke
 
-# The distribution tests render distro/helm/ with the official chart, using a Helm built into .tools/.
-unit-test: $(OTELCOL)
-	HELM_BIN=$$(distro/helm/install.sh) OTELCOL_VSR_BIN=$(CURDIR)/$(OTELCOL) $(GO) test -race -count=1 ./...
+# The distribution tests render distro/helm/ with the official chart, using a Helm built into
+# .tools/, and open the image.
+unit-test: $(OTELCOL) image
+	HELM_BIN=$$(distro/helm/install.sh) OTELCOL_VSR_BIN=$(CURDIR)/$(OTELCOL) OTELCOL_VSR_IMAGE=$(CURDIR)/$(IMAGE_LAYOUT) \
+		$(GO) test -race -count=1 ./...
 
 # Minimizing each new input for the default 60 s would leave the short run nothing to fuzz with.
 FUZZ := $(GO) test -run '^$$' -fuzzminimizetime 200x
@@ -78,6 +95,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/
 	$(GO) mod tidy -diff
+	cd distro/image && $(GO) vet ./... && $(GO) mod tidy -diff
 
 ## generate: mdatagen code, the Grafana dashboards and the README's schema table
 generate:
@@ -86,4 +104,4 @@ generate:
 	$(GO) test ./processor/vsrattrs/internal/normalize -run '^TestREADMESchemaTable$$' -update-readme
 
 clean:
-	rm -rf $(BUILD_DIR) _data
+	rm -rf $(BUILD_DIR) _image _data

@@ -5,7 +5,6 @@
 package distro
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -147,9 +146,14 @@ func TestCollectorPods(t *testing.T) {
 				checkStateOnOwnedVolumes(t, w.Pod, c, cfg)
 				checkSizing(t, c, cfg)
 				checkTelemetryPorts(t, c, cfg)
+				// Defect: the annotations pointed at 8889 (request metrics only) while every alert
+				// reads the collector's own telemetry: a Prometheus that discovers pods by
+				// annotation scraped nothing the alerts need.
 				scraped, err := strconv.Atoi(w.Annotations["prometheus.io/port"])
 				require.NoError(t, err, "a prometheus.io/port annotation")
-				assert.True(t, slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.ContainerPort == int32(scraped) }))
+				assert.Equal(t, at(cfg, "service", "telemetry", "metrics", "readers"), []any{map[string]any{"pull": map[string]any{"exporter": map[string]any{
+					"prometheus": map[string]any{"host": "${env:MY_POD_IP}", "port": scraped}}}}}, "the annotation names the port the alerts' metrics are on")
+				checkHashKeyRequired(t, c)
 				usesAPI := at(cfg, "exporters", "load_balancing", "resolver", "k8s") != nil
 				assert.Equal(t, usesAPI, w.Pod.AutomountServiceAccountToken == nil || *w.Pod.AutomountServiceAccountToken,
 					"a token only where the k8s resolver needs one")
@@ -465,6 +469,9 @@ func TestChartAndManifestsShipOneConfig(t *testing.T) {
 	}
 	helm := helmBinary(t)
 	for _, r := range shipped.Releases {
+		if len(r.Overlays) > 0 {
+			continue // TestTLSOverlays
+		}
 		t.Run(r.Values, func(t *testing.T) {
 			objs, err := shipped.Render(helm, repoRoot, r)
 			require.NoError(t, err)
@@ -645,57 +652,27 @@ func TestValidateCatchesMistakes(t *testing.T) {
 	assert.Contains(t, string(out), "default_percent")
 }
 
-// The Dockerfile is checked statically: no engine runs here to build it.
+// The Dockerfile is checked statically: no engine runs here to build it. TestDockerfileMatchesImage
+// compares its final stage with the image make image builds.
 func TestDockerfile(t *testing.T) {
 	raw, err := os.ReadFile("Dockerfile")
 	require.NoError(t, err)
-	var froms, users, exposes, ownedCopies []string
-	var entrypoint string
-	env := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(bytes.ReplaceAll(raw, []byte("\\\n"), nil)))
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
-			continue
-		}
-		switch strings.ToUpper(fields[0]) {
-		case "FROM":
-			froms = append(froms, strings.Join(fields[1:], " "))
-		case "USER":
-			users = append(users, fields[1])
-		case "EXPOSE":
-			exposes = append(exposes, fields[1:]...)
-		case "ENTRYPOINT":
-			entrypoint = strings.Join(fields[1:], " ")
-		case "ENV":
-			for _, kv := range fields[1:] {
-				k, v, _ := strings.Cut(kv, "=")
-				env[k] = v
-			}
-		case "COPY":
-			if slices.Contains(fields, "--chown=10001:10001") {
-				ownedCopies = append(ownedCopies, fields[len(fields)-1])
-			}
-		case "ADD":
-			t.Errorf("ADD fetches or unpacks implicitly; use COPY: %s", sc.Text())
-		}
-	}
-	require.GreaterOrEqual(t, len(froms), 2, "multi-stage")
-	final := froms[len(froms)-1]
-	assert.Regexp(t, `^(scratch|gcr\.io/distroless/\S+)$`, final, "final stage from scratch or distroless")
-	assert.Equal(t, []string{"10001:10001"}, users)
-	assert.ElementsMatch(t, []string{"4317", "4318", "13133", "8888", "8889"}, exposes)
-	assert.True(t, strings.HasPrefix(entrypoint, "["), "exec-form entrypoint, so signals reach the collector")
+	stages, final := parseDockerfile(t)
+	require.GreaterOrEqual(t, len(stages), 2, "multi-stage")
+	assert.Regexp(t, `^(scratch|gcr\.io/distroless/\S+)$`, final.from, "final stage from scratch or distroless")
+	assert.Equal(t, "10001:10001", final.user)
+	assert.ElementsMatch(t, []string{"4317", "4318", "13133", "8888", "8889"}, final.exposes)
+	assert.True(t, strings.HasPrefix(final.entrypoint, "["), "exec-form entrypoint, so signals reach the collector")
 	assert.Contains(t, string(raw), "CGO_ENABLED=0", "a static binary for a libc-less image")
-	for _, f := range froms[:len(froms)-1] {
+	for _, f := range stages[:len(stages)-1] {
 		assert.Contains(t, f, " AS ", fmt.Sprintf("build stage %q is named", f))
 	}
 	// Defect: the built-in config's spill defaulted under the working directory, which uid
 	// 10001 cannot write; every directory the config writes is set and owned by the user.
 	for _, dirEnv := range []string{"VSR_STORAGE_DIR", "VSR_SPILL_DIR"} {
-		dir := env[dirEnv]
+		dir := final.env[dirEnv]
 		require.NotEmpty(t, dir, "%s is set", dirEnv)
-		assert.True(t, slices.ContainsFunc(ownedCopies, func(dst string) bool { return dir == dst || strings.HasPrefix(dir, dst+"/") }),
+		assert.True(t, slices.ContainsFunc(final.ownedCopies, func(dst string) bool { return dir == dst || strings.HasPrefix(dir, dst+"/") }),
 			"%s (%s) is created owned by 10001", dirEnv, dir)
 	}
 }

@@ -236,7 +236,7 @@ func startNode(t *testing.T, name, layout string, j *jaeger) *collector {
 	if layout == "collector-config.yaml" {
 		return startCollector(t, name, filepath.Join(repoRoot, layout), backend(j)...)
 	}
-	return startShipped(t, name, layout, "DaemonSet", nil, "VSR_TRACES_ENDPOINT="+j.endpoint())
+	return startShipped(t, name, layout, "DaemonSet", "VSR_TRACES_ENDPOINT="+j.endpoint())
 }
 
 // Scenario 2: the backend is down for 60 s under load. The persistent queue holds what was

@@ -125,6 +125,20 @@ func (p *proc) peakRSSMiB() float64 {
 	return 0
 }
 
+// cpuSeconds is the CPU time the process has used so far (user and system).
+func (p *proc) cpuSeconds() float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses: utime and stime are the 12th
+	// and 13th, in clock ticks of 1/100 s.
+	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	return (utime + stime) / 100
+}
+
 func (p *proc) logText() string {
 	b, _ := os.ReadFile(p.log)
 	return string(b)
@@ -260,6 +274,8 @@ type collector struct {
 	storage                                   string
 	config                                    string
 	env                                       []string
+	workload                                  []byte            // a shipped config, as its pod runs it
+	mounts                                    map[string]string // for place
 }
 
 // newCollector gives a collector of config its own ports and storage; env adds variables.
@@ -292,9 +308,18 @@ func startCollector(t *testing.T, name, config string, env ...string) *collector
 
 // startShipped runs the collector config a layout of distro/ ships (shipped.Layouts) for its
 // DaemonSet or StatefulSet, as Kubernetes would but on loopback: its listeners on this test's
-// ports, its state in this test's storage, its gateways (for an agent) the given addresses.
-// env sets what the pod's environment holds: VSR_TRACES_ENDPOINT, for one.
-func startShipped(t *testing.T, name, layout, kind string, gateways []string, env ...string) *collector {
+// ports, its state in this test's storage. Whatever it sends to by name (an agent's gateways)
+// it reaches as in the cluster: run those through a cluster (cluster_test.go). env sets what the
+// pod's environment holds: VSR_TRACES_ENDPOINT, for one.
+func startShipped(t *testing.T, name, layout, kind string, env ...string) *collector {
+	c := newShipped(t, layout, kind, nil, env...)
+	c.start(t, name)
+	return c
+}
+
+// newShipped prepares startShipped's collector without starting it; mounts maps directories
+// the pod mounts (a Secret's) to local ones.
+func newShipped(t *testing.T, layout, kind string, mounts map[string]string, env ...string) *collector {
 	objs, err := shipped.Load(binary(t, "HELM_BIN", "../.tools/helm-v3.22.0/helm"), repoRoot, layout)
 	require.NoError(t, err)
 	workloads, err := shipped.Workloads(objs)
@@ -304,17 +329,30 @@ func startShipped(t *testing.T, name, layout, kind string, gateways []string, en
 	c := newCollector(t, filepath.Join(t.TempDir(), "config.yaml"), append([]string{
 		"VSR_TRACES_INSECURE=true", "VSR_TRACES_CA_FILE=", "MY_POD_IP=127.0.0.1",
 		"OTEL_K8S_NODE_NAME=node-1", "OTEL_K8S_NODE_IP=127.0.0.1", "OTEL_K8S_NAMESPACE=" + shipped.Namespace,
-		"OTEL_K8S_POD_NAME=" + name, "OTEL_K8S_POD_IP=127.0.0.1",
+		"OTEL_K8S_POD_IP=127.0.0.1",
 	}, env...)...)
+	c.workload, c.mounts = workloads[i].Config, mounts
+	c.place(t)
+	return c
+}
+
+// place writes a shipped config with its listeners on this collector's ports.
+func (c *collector) place(t *testing.T) {
 	cfg, err := shipped.Loopback{
 		Ports:    map[int]int{4317: c.otlp, 4318: c.otlpHTTP, 13133: c.health, 8888: c.metrics, 8889: c.requests},
 		StateDir: c.storage,
-		Gateways: gateways,
-	}.Rewrite(workloads[i].Config)
+		Mounts:   c.mounts,
+	}.Rewrite(c.workload)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(c.config, cfg, 0o600))
+}
+
+// moveAndRestart starts a shipped collector again as its pod's replacement: the same state (a
+// StatefulSet pod's claim), a new address (every listener on a new port).
+func (c *collector) moveAndRestart(t *testing.T, name string) {
+	c.otlp, c.otlpHTTP, c.health, c.metrics, c.requests = freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
+	c.place(t)
 	c.start(t, name)
-	return c
 }
 
 // e2eModelCallWait is vsr_sampler's model_call_wait in every scenario: longer than any of its
@@ -327,7 +365,7 @@ func (c *collector) start(t *testing.T, name string) {
 	if cfg, err := os.ReadFile(c.config); err == nil && strings.Contains(string(cfg), "vsr_sampler:") {
 		args = append(args, "--set=processors::vsr_sampler::model_call_wait="+e2eModelCallWait.String())
 	}
-	c.proc = startProc(t, name, binary(t, "OTELCOL_VSR_BIN", "../_build/otelcol-vsr"), args, c.env)
+	c.proc = startProc(t, name, binary(t, "OTELCOL_VSR_BIN", "../_build/otelcol-vsr"), args, slices.Concat(c.env, []string{"OTEL_K8S_POD_NAME=" + name}))
 	waitHTTP(t, c.proc, fmt.Sprintf("http://127.0.0.1:%d/", c.health), time.Minute)
 }
 

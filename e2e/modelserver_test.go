@@ -57,36 +57,20 @@ func (w servingWant) add(key string, e loadgen.Entry) {
 // server span of a trace Jaeger holds; every query of the router dashboard, the model serving
 // row included, returns series from a real Prometheus that scraped the gateways.
 func TestModelServingTwoTier(t *testing.T) {
-	j := startJaeger(t)
-	layout := twoTierLayouts[0]
-	gateways := []*collector{
-		startShipped(t, "gateway-1", layout.gateways, "StatefulSet", nil, "VSR_TRACES_ENDPOINT="+j.endpoint()),
-		startShipped(t, "gateway-2", layout.gateways, "StatefulSet", nil, "VSR_TRACES_ENDPOINT="+j.endpoint()),
-	}
-	route := []string{gateways[0].endpoint(), gateways[1].endpoint()}
-	agents := []*collector{
-		startShipped(t, "agent-1", layout.agents, "DaemonSet", route),
-		startShipped(t, "agent-2", layout.agents, "DaemonSet", route),
-	}
+	tt := startTwoTier(t, twoTierLayouts[0], nil)
+	j, gateways, agents := tt.j, tt.gateways, tt.agents
 	var targets []string
 	for _, g := range gateways {
 		targets = append(targets, fmt.Sprintf("127.0.0.1:%d", g.requests), fmt.Sprintf("127.0.0.1:%d", g.metrics))
 	}
 	prom := startPrometheus(t, targets...)
-	var send byNode
-	for _, a := range agents {
-		s, err := loadgen.NewGRPCSender(a.endpoint())
-		require.NoError(t, err)
-		defer s.Close()
-		send.agents = append(send.agents, s)
-	}
 	cfg := traffic(150, 20*time.Second, 11)
 	cfg.Mix.ModelServerRate = 0.8
 	// Spans delivered as the SDKs deliver them: what is measured here is the metrics, not the
 	// sampler's handling of shuffled traces (e2e_test.go has those).
 	cfg.LateRate, cfg.OutOfOrderRate = 0, 0
 	start := time.Now()
-	stats, manifest := loadgen.Run(withTimeout(t, 5*time.Minute), cfg, retrying(send))
+	stats, manifest := loadgen.Run(withTimeout(t, 5*time.Minute), cfg, retrying(tt.send))
 	require.Zero(t, stats.FailedSpans)
 	for _, c := range append(agents, gateways...) {
 		c.settle(t, 2*time.Minute)

@@ -5,6 +5,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -35,20 +36,30 @@ func startPrometheus(t *testing.T, targets ...string) *promServer {
 
 // startPrometheusWithRules also evaluates a rule file.
 func startPrometheusWithRules(t *testing.T, rules []byte, targets ...string) *promServer {
+	return startPrometheusJobs(t, rules, map[string][]string{"otelcol-vsr": targets})
+}
+
+// startPrometheusJobs scrapes each job's targets every second and evaluates a rule file (if
+// any) every second.
+func startPrometheusJobs(t *testing.T, rules []byte, jobs map[string][]string) *promServer {
 	p := &promServer{port: freePort(t)}
 	dir := t.TempDir()
-	quoted := make([]string, len(targets))
-	for i, target := range targets {
-		quoted[i] = strconv.Quote(target)
-	}
-	config := fmt.Sprintf(`global:
+	config := `global:
   scrape_interval: 1s
   evaluation_interval: 1s
 scrape_configs:
-  - job_name: otelcol-vsr
+`
+	for _, job := range slices.Sorted(maps.Keys(jobs)) {
+		quoted := make([]string, len(jobs[job]))
+		for i, target := range jobs[job] {
+			quoted[i] = strconv.Quote(target)
+		}
+		config += fmt.Sprintf(`  - job_name: %s
+    honor_labels: true
     static_configs:
       - targets: [%s]
-`, strings.Join(quoted, ", "))
+`, job, strings.Join(quoted, ", "))
+	}
 	if rules != nil {
 		rulesPath := filepath.Join(dir, "rules.yml")
 		require.NoError(t, os.WriteFile(rulesPath, rules, 0o600))

@@ -22,21 +22,22 @@ type Loopback struct {
 	Ports map[int]int
 	// StateDir stands in for StateRoot.
 	StateDir string
-	// Gateways stand in for the load_balancing exporter's k8s resolver, as a static one.
-	Gateways []string
+	// Mounts maps other directories the pod mounts (a Secret's, say) to local ones.
+	Mounts map[string]string
 }
 
-// Rewrite returns config with its listeners on 127.0.0.1 at the mapped ports, its state under
-// StateDir and its gateways static; nothing else changes. A listener whose port has no
-// mapping is an error, so that no shipped listener is left out unnoticed.
+// Rewrite returns config with its listeners on 127.0.0.1 at the mapped ports and its state and
+// mounted files under local directories; nothing else changes, the addresses it sends to
+// included (the end-to-end tests give the collector a cluster's names through a proxy). A
+// listener whose port has no mapping is an error, so that no shipped listener is left out
+// unnoticed.
 func (l Loopback) Rewrite(config []byte) ([]byte, error) {
 	var cfg map[string]any
 	if err := yaml.Unmarshal(config, &cfg); err != nil {
 		return nil, err
 	}
-	gatewaysErr := l.resolveGateways(cfg)
 	rewritten, err := l.walk(cfg)
-	if err = errors.Join(gatewaysErr, err); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return yaml.Marshal(rewritten)
@@ -77,6 +78,11 @@ func (l Loopback) rewriteString(s string) (string, error) {
 	if rest, ok := strings.CutPrefix(s, StateRoot+"/"); ok {
 		return l.StateDir + "/" + rest, nil
 	}
+	for mount, local := range l.Mounts {
+		if rest, ok := strings.CutPrefix(s, mount+"/"); ok {
+			return local + "/" + rest, nil
+		}
+	}
 	return s, nil
 }
 
@@ -106,24 +112,4 @@ func (l Loopback) port(shipped string) (string, error) {
 		return "", fmt.Errorf("listener port %d has no local port", p)
 	}
 	return strconv.Itoa(local), nil
-}
-
-func (l Loopback) resolveGateways(cfg map[string]any) error {
-	exporters, _ := cfg["exporters"].(map[string]any)
-	for name, e := range exporters {
-		exporter, _ := e.(map[string]any)
-		resolver, _ := exporter["resolver"].(map[string]any)
-		if _, ok := resolver["k8s"]; !ok {
-			continue
-		}
-		if len(l.Gateways) == 0 {
-			return fmt.Errorf("exporters::%s resolves gateways in Kubernetes, and no local gateways are given", name)
-		}
-		hostnames := make([]any, len(l.Gateways))
-		for i, g := range l.Gateways {
-			hostnames[i] = g
-		}
-		exporter["resolver"] = map[string]any{"static": map[string]any{"hostnames": hostnames}}
-	}
-	return nil
 }

@@ -14,6 +14,8 @@ receivers:
     protocols:
       grpc:
         endpoint: ${env:MY_POD_IP}:4317
+        tls:
+          cert_file: /etc/otelcol-vsr/gateway-tls/tls.crt
       http:
         endpoint: 0.0.0.0:4318
 processors:
@@ -26,9 +28,8 @@ exporters:
     sending_queue:
       queue_size: 1000000
     resolver:
-      k8s:
-        service: otelcol-vsr-gateway.observability
-        ports: [4317]
+      static:
+        hostnames: [passthrough:///otelcol-vsr-gateway-0.otelcol-vsr-gateway:4317]
   otlp_grpc/backend:
     endpoint: ${env:VSR_TRACES_ENDPOINT}
 service:
@@ -48,6 +49,8 @@ receivers:
     protocols:
       grpc:
         endpoint: 127.0.0.1:24317
+        tls:
+          cert_file: /tmp/tls/tls.crt
       http:
         endpoint: 127.0.0.1:24318
 processors:
@@ -61,7 +64,7 @@ exporters:
       queue_size: 1000000
     resolver:
       static:
-        hostnames: [127.0.0.1:34317, 127.0.0.1:44317]
+        hostnames: [passthrough:///otelcol-vsr-gateway-0.otelcol-vsr-gateway:4317]
   otlp_grpc/backend:
     endpoint: ${env:VSR_TRACES_ENDPOINT}
 service:
@@ -75,11 +78,12 @@ service:
                 port: 28888
 `
 
-func TestLoopbackRewritesListenersStateAndResolverOnly(t *testing.T) {
+// The gateways' names stay: the end-to-end tests resolve them as the cluster would.
+func TestLoopbackRewritesListenersStateAndMountsOnly(t *testing.T) {
 	l := Loopback{
 		Ports:    map[int]int{4317: 24317, 4318: 24318, 8888: 28888},
 		StateDir: "/tmp/state",
-		Gateways: []string{"127.0.0.1:34317", "127.0.0.1:44317"},
+		Mounts:   map[string]string{"/etc/otelcol-vsr/gateway-tls": "/tmp/tls"},
 	}
 	out, err := l.Rewrite([]byte(podConfig))
 	require.NoError(t, err)
@@ -93,5 +97,4 @@ func TestLoopbackRefusesWhatItCannotPlace(t *testing.T) {
 	_, err := Loopback{Ports: map[int]int{4317: 24317}}.Rewrite([]byte(podConfig))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "listener port 4318 has no local port")
-	assert.Contains(t, err.Error(), "exporters::load_balancing resolves gateways in Kubernetes")
 }

@@ -35,32 +35,38 @@ type Object interface {
 	GetLabels() map[string]string
 }
 
-// kinds maps each kind the project ships to its API type; any other kind is an error.
-var kinds = map[string]func() Object{
-	"ServiceAccount":      func() Object { return &corev1.ServiceAccount{} },
-	"ConfigMap":           func() Object { return &corev1.ConfigMap{} },
-	"Secret":              func() Object { return &corev1.Secret{} },
-	"Service":             func() Object { return &corev1.Service{} },
-	"DaemonSet":           func() Object { return &appsv1.DaemonSet{} },
-	"StatefulSet":         func() Object { return &appsv1.StatefulSet{} },
-	"Role":                func() Object { return &rbacv1.Role{} },
-	"RoleBinding":         func() Object { return &rbacv1.RoleBinding{} },
-	"PriorityClass":       func() Object { return &schedulingv1.PriorityClass{} },
-	"NetworkPolicy":       func() Object { return &networkingv1.NetworkPolicy{} },
-	"PodDisruptionBudget": func() Object { return &policyv1.PodDisruptionBudget{} },
-	"PodMonitor":          func() Object { return &monitoringv1.PodMonitor{} },
-	"PrometheusRule":      func() Object { return &monitoringv1.PrometheusRule{} },
+// kinds maps each kind the project ships to the API version a current cluster serves it at and
+// its API type; any other kind or version is an error.
+var kinds = map[string]struct {
+	apiVersion string
+	new        func() Object
+}{
+	"ServiceAccount":      {"v1", func() Object { return &corev1.ServiceAccount{} }},
+	"ConfigMap":           {"v1", func() Object { return &corev1.ConfigMap{} }},
+	"Secret":              {"v1", func() Object { return &corev1.Secret{} }},
+	"Service":             {"v1", func() Object { return &corev1.Service{} }},
+	"DaemonSet":           {"apps/v1", func() Object { return &appsv1.DaemonSet{} }},
+	"StatefulSet":         {"apps/v1", func() Object { return &appsv1.StatefulSet{} }},
+	"Role":                {"rbac.authorization.k8s.io/v1", func() Object { return &rbacv1.Role{} }},
+	"RoleBinding":         {"rbac.authorization.k8s.io/v1", func() Object { return &rbacv1.RoleBinding{} }},
+	"PriorityClass":       {"scheduling.k8s.io/v1", func() Object { return &schedulingv1.PriorityClass{} }},
+	"NetworkPolicy":       {"networking.k8s.io/v1", func() Object { return &networkingv1.NetworkPolicy{} }},
+	"PodDisruptionBudget": {"policy/v1", func() Object { return &policyv1.PodDisruptionBudget{} }},
+	"PodMonitor":          {"monitoring.coreos.com/v1", func() Object { return &monitoringv1.PodMonitor{} }},
+	"PrometheusRule":      {"monitoring.coreos.com/v1", func() Object { return &monitoringv1.PrometheusRule{} }},
 }
 
 var documentSeparator = regexp.MustCompile(`(?m)^---\s*$`)
 
 // Decode decodes every document of a multi-document YAML stream strictly: an unknown or
-// misplaced field is an error, as the API server's strict field validation makes it.
+// misplaced field is an error, as the API server's strict field validation makes it, and so is
+// an API version a current cluster does not serve (policy/v1beta1, gone since 1.25).
 func Decode(raw []byte) ([]Object, error) {
 	var objs []Object
 	for i, doc := range documentSeparator.Split(string(raw), -1) {
 		var head struct {
-			Kind string `json:"kind"`
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
 		}
 		if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
 			return nil, fmt.Errorf("document %d: %w", i, err)
@@ -71,11 +77,14 @@ func Decode(raw []byte) ([]Object, error) {
 			}
 			continue
 		}
-		newObj, ok := kinds[head.Kind]
+		k, ok := kinds[head.Kind]
 		if !ok {
 			return nil, fmt.Errorf("document %d: kind %q is not one the project ships", i, head.Kind)
 		}
-		obj := newObj()
+		if head.APIVersion != k.apiVersion {
+			return nil, fmt.Errorf("document %d: %s is %s, which a current cluster does not serve; want %s", i, head.Kind, head.APIVersion, k.apiVersion)
+		}
+		obj := k.new()
 		if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
 			return nil, fmt.Errorf("document %d (%s): %w", i, head.Kind, err)
 		}
@@ -107,10 +116,16 @@ func Manifest(root, name string) ([]Object, error) {
 	return objs, nil
 }
 
-// Release is one Helm release of the official chart with one of distro/helm's values files.
+// Release is one Helm release of the official chart with distro/helm's values files.
 type Release struct {
-	Name   string // the release name the README installs it under
-	Values string // file under distro/helm
+	Name     string   // the release name the README installs it under
+	Values   string   // file under distro/helm
+	Overlays []string // files under distro/helm given after Values
+}
+
+// Layout is the release's name among the layouts: helm/<values>[+<overlay>...].
+func (r Release) Layout() string {
+	return "helm/" + strings.Join(append([]string{r.Values}, r.Overlays...), "+")
 }
 
 // Releases are the values files, each under the release name the README uses.
@@ -118,6 +133,8 @@ var Releases = []Release{
 	{Name: "otelcol-vsr", Values: "values-daemonset.yaml"},
 	{Name: "otelcol-vsr-gateway", Values: "values-gateway.yaml"},
 	{Name: "otelcol-vsr-agent", Values: "values-agent.yaml"},
+	{Name: "otelcol-vsr-gateway", Values: "values-gateway.yaml", Overlays: []string{"values-gateway-tls.yaml"}},
+	{Name: "otelcol-vsr-agent", Values: "values-agent.yaml", Overlays: []string{"values-agent-tls.yaml"}},
 }
 
 // ChartDir is the official collector chart the values are for: VSR_HELM_CHART, or the copy
@@ -129,30 +146,48 @@ func ChartDir(root string) string {
 	return filepath.Join(root, "third_party", "helm", "opentelemetry-collector-0.170.0")
 }
 
-// Render renders the chart with a release's values (helm template, as helm install would
-// apply it to the Namespace) and decodes the objects.
-func Render(helm, root string, r Release) ([]Object, error) {
-	cmd := exec.Command(helm, "template", r.Name, ChartDir(root), "--namespace", Namespace,
-		"--values", filepath.Join(root, "distro", "helm", r.Values))
+// CurrentCluster are the capabilities helm template must be told to render as helm install
+// would against a current cluster: without them Helm assumes Kubernetes 1.20, and the chart
+// renders its PodDisruptionBudget as policy/v1beta1, which no cluster since 1.25 serves.
+var CurrentCluster = []string{"--kube-version", "1.35.0", "--api-versions", "policy/v1/PodDisruptionBudget"}
+
+// Template renders the chart with a release's values into namespace, as helm template does
+// with the given capability flags.
+func Template(helm, root string, r Release, namespace string, capabilities ...string) ([]byte, error) {
+	args := []string{"template", r.Name, ChartDir(root), "--namespace", namespace}
+	for _, v := range append([]string{r.Values}, r.Overlays...) {
+		args = append(args, "--values", filepath.Join(root, "distro", "helm", v))
+	}
+	cmd := exec.Command(helm, append(args, capabilities...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("helm template %s: %w: %s", r.Values, err, stderr.String())
+		return nil, fmt.Errorf("helm template %s: %w: %s", r.Layout(), err, stderr.String())
+	}
+	return out, nil
+}
+
+// Render renders the chart with a release's values as helm install would apply it to
+// Namespace in a current cluster, and decodes the objects.
+func Render(helm, root string, r Release) ([]Object, error) {
+	out, err := Template(helm, root, r, Namespace, CurrentCluster...)
+	if err != nil {
+		return nil, err
 	}
 	objs, err := Decode(out)
 	if err != nil {
-		return nil, fmt.Errorf("rendered %s: %w", r.Values, err)
+		return nil, fmt.Errorf("rendered %s: %w", r.Layout(), err)
 	}
 	return objs, nil
 }
 
 // Layouts are the ways to install the collectors, by name: each raw manifest that runs them
-// (k8s/<file>) and each chart release (helm/<values file>).
+// (k8s/<file>) and each chart release (Release.Layout).
 func Layouts() []string {
 	names := []string{"k8s/daemonset.yaml", "k8s/gateway.yaml"}
 	for _, r := range Releases {
-		names = append(names, "helm/"+r.Values)
+		names = append(names, r.Layout())
 	}
 	return names
 }
@@ -163,7 +198,7 @@ func Load(helm, root, layout string) ([]Object, error) {
 		return Manifest(root, file)
 	}
 	for _, r := range Releases {
-		if layout == "helm/"+r.Values {
+		if layout == r.Layout() {
 			return Render(helm, root, r)
 		}
 	}
