@@ -100,7 +100,9 @@ func splitErrorLast(tr routersim.Trace) (first, rest ptrace.Traces) {
 	first, rest = ptrace.NewTraces(), ptrace.NewTraces()
 	tr.Traces.CopyTo(first)
 	tr.Traces.CopyTo(rest)
-	signal := func(s ptrace.Span) bool { return routerconv.Classify(s, true).Signals&routerconv.SigError != 0 || routerconv.IsLocalRoot(s) }
+	signal := func(s ptrace.Span) bool {
+		return routerconv.Classify(s, true).Signals&routerconv.SigError != 0 || routerconv.IsLocalRoot(s)
+	}
 	first.ResourceSpans().At(0).ScopeSpans().At(0).Spans().RemoveIf(signal)
 	rest.ResourceSpans().At(0).ScopeSpans().At(0).Spans().RemoveIf(func(s ptrace.Span) bool { return !signal(s) })
 	return first, rest
