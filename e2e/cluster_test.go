@@ -50,8 +50,8 @@ type cluster struct {
 	pods    []*gatewayPod // by ordinal
 	nextIP  int
 	tunnels map[string]int // connections made, by the pod IP they reached
-	proxy  net.Listener
-	api    *apiServer
+	proxy   net.Listener
+	api     *apiServer
 }
 
 // gatewayPod is one StatefulSet pod and the process that plays it.
