@@ -2,6 +2,8 @@ package vsrattrs
 
 import (
 	"context"
+	"maps"
+	"slices"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -13,6 +15,7 @@ import (
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrattrs/internal/metadata"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrattrs/internal/normalize"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrattrs/internal/scan"
 )
 
 type attrsProcessor struct {
@@ -21,8 +24,10 @@ type attrsProcessor struct {
 	normalizer *normalize.Normalizer
 	telemetry  *metadata.TelemetryBuilder
 	// Attribute sets are built once so recording a batch's counters allocates nothing.
-	issueAttrs [normalize.NumIssues]metric.AddOption
-	eraAttrs   [routerconv.EraD + 1]metric.AddOption
+	issueAttrs  [normalize.NumIssues]metric.AddOption
+	eraAttrs    [routerconv.EraD + 1]metric.AddOption
+	familyAttrs [normalize.NumFamilies]metric.AddOption
+	kindAttrs   [scan.NumKinds]metric.AddOption
 }
 
 func newAttrsProcessor(set processor.Settings, cfg *Config) (*attrsProcessor, error) {
@@ -42,12 +47,19 @@ func newAttrsProcessor(set processor.Settings, cfg *Config) (*attrsProcessor, er
 	for e := range routerconv.EraD + 1 {
 		p.eraAttrs[e] = metric.WithAttributeSet(attribute.NewSet(attribute.String("era", e.String())))
 	}
+	for i, f := range normalize.Families {
+		p.familyAttrs[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("family", f.ID)))
+	}
+	for k := range scan.NumKinds {
+		p.kindAttrs[k] = metric.WithAttributeSet(attribute.NewSet(attribute.String("kind", k.String())))
+	}
 	return p, nil
 }
 
 func (p *attrsProcessor) start(context.Context, component.Host) error {
-	if p.cfg.Redaction.HashKey == "" && (p.cfg.Redaction.Prompts == "hash" || p.cfg.Redaction.Identifiers == "hash") {
-		p.logger.Warn("redaction.hash_key is not set: prompts and identifiers set to hash are removed instead. " +
+	r := &p.cfg.Redaction
+	if r.HashKey == "" && (r.Prompts == "hash" || r.Identifiers == "hash" || r.Credentials == "hash" || slices.Contains(slices.Collect(maps.Values(r.Families)), "hash")) {
+		p.logger.Warn("redaction.hash_key is not set: values set to hash are removed instead. " +
 			"Set it (e.g. hash_key: ${env:VSR_HASH_KEY}) to keep them joinable.")
 	}
 	return nil
@@ -60,6 +72,21 @@ func (p *attrsProcessor) shutdown(context.Context) error {
 
 func (p *attrsProcessor) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
 	stats := p.normalizer.Traces(td)
+	for f, n := range stats.Redacted {
+		if n > 0 {
+			p.telemetry.ProcessorVsrAttributesRedactedValues.Add(ctx, int64(n), p.familyAttrs[f])
+		}
+	}
+	for k, n := range stats.Masked {
+		if n > 0 {
+			p.telemetry.ProcessorVsrAttributesMaskedValues.Add(ctx, int64(n), p.kindAttrs[k])
+		}
+	}
+	for issue, n := range stats.Issues {
+		if n > 0 {
+			p.telemetry.ProcessorVsrAttributesIssues.Add(ctx, int64(n), p.issueAttrs[issue])
+		}
+	}
 	if stats.Spans == 0 {
 		return td, nil
 	}
@@ -67,11 +94,6 @@ func (p *attrsProcessor) processTraces(ctx context.Context, td ptrace.Traces) (p
 	for era, n := range stats.Traces {
 		if n > 0 {
 			p.telemetry.ProcessorVsrAttributesTraces.Add(ctx, int64(n), p.eraAttrs[era])
-		}
-	}
-	for issue, n := range stats.Issues {
-		if n > 0 {
-			p.telemetry.ProcessorVsrAttributesIssues.Add(ctx, int64(n), p.issueAttrs[issue])
 		}
 	}
 	return td, nil

@@ -27,6 +27,8 @@ type TelemetryBuilder struct {
 	mu                                    sync.Mutex
 	registrations                         []metric.Registration
 	ProcessorVsrAttributesIssues          metric.Int64Counter
+	ProcessorVsrAttributesMaskedValues    metric.Int64Counter
+	ProcessorVsrAttributesRedactedValues  metric.Int64Counter
 	ProcessorVsrAttributesSpansNormalized metric.Int64Counter
 	ProcessorVsrAttributesTraces          metric.Int64Counter
 }
@@ -64,6 +66,18 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_processor_vsr_attributes_issues",
 		metric.WithDescription("Attribute values fixed, converted or rejected, by kind. [Development]"),
 		metric.WithUnit("{issues}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorVsrAttributesMaskedValues, err = builder.meter.Int64Counter(
+		"otelcol_processor_vsr_attributes_masked_values",
+		metric.WithDescription("Secrets and personal data the value scanner replaced inside kept strings, by kind. [Development]"),
+		metric.WithUnit("{values}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorVsrAttributesRedactedValues, err = builder.meter.Int64Counter(
+		"otelcol_processor_vsr_attributes_redacted_values",
+		metric.WithDescription("Values hashed or removed because their key (or event) is a family's, on every service's spans, events, links, scopes and resources, by family. [Development]"),
+		metric.WithUnit("{values}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ProcessorVsrAttributesSpansNormalized, err = builder.meter.Int64Counter(
