@@ -14,6 +14,8 @@ DISTRO_SOURCES := builder-config.yaml go.mod go.sum $(shell find processor recei
 FUZZ_TRACES ?= 50000x
 FUZZ_ATTRIBUTE ?= 40000x
 FUZZ_STREAM ?= 8000x
+FUZZ_LEAKS ?= 10000x
+FUZZ_SCAN ?= 100000x
 
 .DEFAULT_GOAL := build
 .PHONY: build run test unit-test fuzz-smoke lint generate bench bench-smoke e2e clean
@@ -49,6 +51,8 @@ FUZZ := $(GO) test -run '^$$' -fuzzminimizetime 200x
 fuzz-smoke:
 	$(FUZZ) -fuzztime $(FUZZ_TRACES) -fuzz '^FuzzTraces$$' ./processor/vsrattrs/internal/normalize
 	$(FUZZ) -fuzztime $(FUZZ_ATTRIBUTE) -fuzz '^FuzzAttribute$$' ./processor/vsrattrs/internal/normalize
+	$(FUZZ) -fuzztime $(FUZZ_LEAKS) -fuzz '^FuzzNoSecretSurvives$$' ./processor/vsrattrs/internal/normalize
+	$(FUZZ) -fuzztime $(FUZZ_SCAN) -fuzz '^FuzzScan$$' ./processor/vsrattrs/internal/scan
 	$(FUZZ) -fuzztime $(FUZZ_STREAM) -fuzz '^FuzzStream$$' ./processor/vsrsampler/internal/sampler
 
 ## e2e: the built distribution, running collector-config.yaml and the configs distro/ ships,

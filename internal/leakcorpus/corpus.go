@@ -63,6 +63,56 @@ func Leaks(secrets []Secret, data []byte) []Secret {
 	return found
 }
 
+// Gen makes unique secrets of every kind, for tests that place them themselves (fuzzing).
+type Gen struct{ b builder }
+
+// NewGen returns a generator whose secrets carry tag.
+func NewGen(tag string) *Gen {
+	return &Gen{b: builder{tag: tag, td: ptrace.NewTraces(), rng: rand.New(rand.NewPCG(1, 2))}}
+}
+
+// Kinds are the scanner kinds Value makes.
+var Kinds = []string{"email", "phone", "payment_card", "us_ssn", "iban", "api_key", "jwt", "bearer_token", "basic_auth", "url_credentials", "secret_assignment"}
+
+// Value returns a secret of a scanner kind, in the text it comes in.
+func (g *Gen) Value(kind, where string) (text string, secret Secret) {
+	b := &g.b
+	switch kind {
+	case "email":
+		text = b.email(where)
+	case "phone":
+		text = b.phone(where)
+	case "payment_card":
+		text = b.card(where)
+	case "us_ssn":
+		text = b.ssn(where)
+	case "iban":
+		text = b.iban(where)
+	case "api_key":
+		text = b.apiKey(where)
+	case "jwt":
+		text = b.jwt(where)
+	case "bearer_token":
+		text, _ = b.bearer(where)
+	case "basic_auth":
+		text = "Basic " + b.basic(where)
+	case "url_credentials":
+		text = "https://svc:" + b.password(where) + "@db.example.com/"
+	case "secret_assignment":
+		b.n++
+		text = "password=" + b.add(fmt.Sprintf("leak%sPass%03d", b.tag, b.n), "secret_assignment", where)
+	default:
+		panic("leakcorpus: no kind " + kind)
+	}
+	return text, b.secrets[len(b.secrets)-1]
+}
+
+// Marker returns free text standing for a family's value: only the family's rule catches it.
+func (g *Gen) Marker(family, where string) Secret {
+	g.b.marker(family, where)
+	return g.b.secrets[len(g.b.secrets)-1]
+}
+
 // Build makes the corpus; tag (letters and digits) makes its secrets unique to one test.
 func Build(tag string) Corpus {
 	b := &builder{tag: tag, td: ptrace.NewTraces(), rng: rand.New(rand.NewPCG(uint64(len(tag)), 23))}

@@ -345,22 +345,18 @@ func (w *work) name(s string) (string, bool) {
 	parts := strings.Split(s, " ")
 	changed := false
 	for i, p := range parts {
-		var out string
 		var c bool
 		switch {
 		case strings.HasPrefix(p, "/"):
-			out, c = w.url(p, URLTarget)
+			parts[i], c = w.url(p, URLTarget)
 		case strings.Contains(p, "://"):
-			out, c = w.url(p, URLFull)
-		default:
-			out, c = w.text(p)
+			parts[i], c = w.url(p, URLFull)
 		}
-		parts[i], changed = out, changed || c
+		changed = changed || c
 	}
-	if !changed {
-		return s, false
-	}
-	return strings.Join(parts, " "), true
+	// Then the whole name, as what it finds can span words (`card 4111 1111 …`).
+	out, c := w.text(strings.Join(parts, " "))
+	return out, changed || c
 }
 
 // url sanitizes a URL part as url_query says.
