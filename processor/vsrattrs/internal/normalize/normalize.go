@@ -245,7 +245,7 @@ func New(opts Options) *Normalizer {
 	}
 	n.pool.New = func() any {
 		w := &work{traces: map[pcommon.TraceID]*traceFacts{}, keys: map[string]*keyInfo{},
-			paths: map[string]rule{}, routerPaths: map[string]rule{}}
+			paths: map[string]rule{}, routerPaths: map[string]rule{}, cleanNames: map[string]bool{}}
 		if len(opts.HashKey) > 0 {
 			w.mac = hmac.New(newHash, opts.HashKey)
 		}
@@ -284,8 +284,10 @@ type work struct {
 	// of the maps being walked, the path of the value being walked, the scanner's counts.
 	keys               map[string]*keyInfo
 	paths, routerPaths map[string]rule
-	entries            []entry
+	cleanNames         map[string]bool
+	removals           []int
 	renames            []rename
+	restamps           []restamp
 	path               []byte
 	epoch              uint32
 	counts             scan.Counts

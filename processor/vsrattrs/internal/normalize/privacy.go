@@ -28,13 +28,6 @@ type walkCtx struct {
 	depth int
 }
 
-// entry is a map entry between the walk's two passes.
-type entry struct {
-	ki     *keyInfo
-	dup    bool
-	remove bool
-}
-
 // rename moves a handled value to its clean key after the walk of its map.
 type rename struct {
 	key string
@@ -95,50 +88,55 @@ func (w *work) protectMap(m pcommon.Map, c walkCtx, pathLen int) {
 	}
 	w.epoch++
 	epoch := w.epoch
-	base := len(w.entries)
-	// First pass: what each key is, and which are repeats. It is finished before any nested
-	// map is walked, so that the stamps it compares are this map's.
-	for k := range m.All() {
-		ki := w.keyInfo(k)
-		w.entries = append(w.entries, entry{ki: ki, dup: ki.stamp == epoch})
-		ki.stamp = epoch
-	}
+	// A key seen in this map carries its epoch (duplicates). A nested map's walk restores the
+	// stamps it overwrote, so that the map around it still finds its own repeats.
+	restore := len(w.restamps)
+	// Removals are rare: their indexes are kept, not a flag per entry.
+	base := len(w.removals)
 	renames := len(w.renames)
-	removeAny := false
-	i := base
+	i := -1
 	for k, v := range m.All() {
-		e := w.entries[i]
-		switch {
-		case e.dup:
+		i++
+		ki := w.keyInfo(k)
+		if ki.stamp == epoch {
 			// OTLP can carry a key twice; every reader but this one sees the first.
-			w.countKey(IssueDuplicateKey, e.ki.cleaned, c.router)
-			w.entries[i].remove = true
-		case w.n.ignored[k]:
-		default:
-			r := w.ruleOf(k, e.ki, c, pathLen)
-			remove := w.protectValue(v, r, e.ki, c, pathLen, false)
-			if !e.ki.clean && !remove {
-				w.countKey(IssueInvalidKey, e.ki.cleaned, c.router)
+			w.countKey(IssueDuplicateKey, ki.cleaned, c.router)
+			w.removals = append(w.removals, i)
+			continue
+		}
+		if pathLen >= 0 {
+			w.restamps = append(w.restamps, restamp{ki, ki.stamp})
+		}
+		ki.stamp = epoch
+		if len(w.n.ignored) > 0 && w.n.ignored[k] {
+			continue
+		}
+		remove := w.protectValue(v, w.ruleOf(k, ki, c, pathLen), ki, c, pathLen, false)
+		if !ki.clean {
+			w.countKey(IssueInvalidKey, ki.cleaned, c.router)
+			if !remove {
 				moved := pcommon.NewValueEmpty()
 				v.CopyTo(moved)
-				w.renames = append(w.renames, rename{key: e.ki.cleaned, v: moved})
+				w.renames = append(w.renames, rename{key: ki.cleaned, v: moved})
 				remove = true
-			} else if !e.ki.clean {
-				w.countKey(IssueInvalidKey, e.ki.cleaned, c.router)
 			}
-			w.entries[i].remove = remove
 		}
-		removeAny = removeAny || w.entries[i].remove
-		i++
+		if remove {
+			w.removals = append(w.removals, i)
+		}
 	}
-	if removeAny {
-		i = base
+	if removals := w.removals[base:]; len(removals) > 0 {
+		i, next := -1, 0
 		m.RemoveIf(func(string, pcommon.Value) bool {
 			i++
-			return w.entries[i-1].remove
+			if next < len(removals) && removals[next] == i {
+				next++
+				return true
+			}
+			return false
 		})
 	}
-	w.entries = w.entries[:base]
+	w.removals = w.removals[:base]
 	for _, rn := range w.renames[renames:] {
 		// A clean key already present keeps its own value: one handled value per key.
 		if _, exists := m.Get(rn.key); !exists {
@@ -146,6 +144,16 @@ func (w *work) protectMap(m pcommon.Map, c walkCtx, pathLen int) {
 		}
 	}
 	w.renames = w.renames[:renames]
+	for j := len(w.restamps) - 1; j >= restore; j-- {
+		w.restamps[j].ki.stamp = w.restamps[j].stamp
+	}
+	w.restamps = w.restamps[:restore]
+}
+
+// restamp is a key's stamp before a nested map's walk.
+type restamp struct {
+	ki    *keyInfo
+	stamp uint32
 }
 
 // ruleOf finds what the families say of key k in a map at c.
@@ -202,11 +210,22 @@ func (w *work) nestedRule(k string, ki *keyInfo, router bool, pathLen int) rule 
 // protectValue handles one value under rule r, and reports whether it is to be removed. v's own
 // path is w.path[:pathLen] when elem (an array's element), else its key's joined to it.
 func (w *work) protectValue(v pcommon.Value, r rule, ki *keyInfo, c walkCtx, pathLen int, elem bool) (remove bool) {
+	if !r.matched() || r.structure {
+		if typ := v.Type(); typ == pcommon.ValueTypeStr {
+			// The common case, kept as it is: scanned.
+			if s, changed := w.text(v.Str()); changed {
+				v.SetStr(s)
+				w.masked(ki)
+			}
+			return false
+		}
+	}
 	act := ActionKeep
 	if r.matched() && !r.structure {
 		act = w.n.actions[r.family]
 	}
-	container := v.Type() == pcommon.ValueTypeMap || v.Type() == pcommon.ValueTypeSlice
+	typ := v.Type()
+	container := typ == pcommon.ValueTypeMap || typ == pcommon.ValueTypeSlice
 	switch act {
 	case ActionDrop:
 		w.redacted(r.family, ki)
@@ -337,8 +356,22 @@ func (w *work) text(s string) (string, bool) {
 }
 
 // name scans a span name; its paths and URLs (`GET /users/42`) are sanitized like url.path
-// and url.full.
+// and url.full. Names repeat (the router has a dozen): a name found clean is remembered.
 func (w *work) name(s string) (string, bool) {
+	if w.cleanNames[s] {
+		return s, false
+	}
+	out, changed := w.nameOnce(s)
+	if !changed {
+		if len(w.cleanNames) >= maxCachedKeys {
+			clear(w.cleanNames)
+		}
+		w.cleanNames[strings.Clone(s)] = true
+	}
+	return out, changed
+}
+
+func (w *work) nameOnce(s string) (string, bool) {
 	if !strings.Contains(s, "/") {
 		return w.text(s)
 	}

@@ -25,14 +25,19 @@ func New(kinds Set, blocked *regexp.Regexp) *Scanner {
 // Enabled reports whether the scanner looks for anything at all.
 func (s *Scanner) Enabled() bool { return s.kinds != 0 }
 
-// minFinding is the shortest string a built-in kind can match (`a@b.co`).
-const minFinding = 6
+// minFinding is the shortest string a built-in kind can match (`a@b.co`); minNonEmail, the
+// shortest of the other kinds (`+1234567`, `passwd=x`).
+const (
+	minFinding  = 6
+	minNonEmail = 8
+)
 
 // String returns in with every finding replaced by its placeholder (`<redacted:email>`),
 // counting each; changed is false, and nothing allocated, when nothing was found.
 func (s *Scanner) String(in string, counts *Counts) (out string, changed bool) {
 	out = in
-	if len(in) >= minFinding && s.kinds&^(1<<BlockedValue|1<<PathID) != 0 {
+	if len(in) >= minFinding && s.kinds&^(1<<BlockedValue|1<<PathID) != 0 &&
+		(len(in) >= minNonEmail || strings.IndexByte(in, '@') >= 0) {
 		r := replacer{in: in}
 		s.find(in, func(start, end int, k Kind) {
 			counts[k]++
