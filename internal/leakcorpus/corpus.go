@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"math/big"
 	"math/rand/v2"
 	"strings"
@@ -68,7 +69,9 @@ type Gen struct{ b builder }
 
 // NewGen returns a generator whose secrets carry tag.
 func NewGen(tag string) *Gen {
-	return &Gen{b: builder{tag: tag, td: ptrace.NewTraces(), rng: rand.New(rand.NewPCG(1, 2))}}
+	h := fnv.New64a()
+	h.Write([]byte(tag))
+	return &Gen{b: builder{tag: tag, base: int(h.Sum64() % 4000), td: ptrace.NewTraces(), rng: rand.New(rand.NewPCG(1, 2))}}
 }
 
 // Kinds are the scanner kinds Value makes.
@@ -115,7 +118,9 @@ func (g *Gen) Marker(family, where string) Secret {
 
 // Build makes the corpus; tag (letters and digits) makes its secrets unique to one test.
 func Build(tag string) Corpus {
-	b := &builder{tag: tag, td: ptrace.NewTraces(), rng: rand.New(rand.NewPCG(uint64(len(tag)), 23))}
+	h := fnv.New64a()
+	h.Write([]byte(tag))
+	b := &builder{tag: tag, base: int(h.Sum64() % 4000), td: ptrace.NewTraces(), rng: rand.New(rand.NewPCG(h.Sum64(), 23))}
 	b.openInferenceApp()
 	b.openLLMetryAgent()
 	b.genAIClient()
@@ -126,8 +131,10 @@ func Build(tag string) Corpus {
 }
 
 type builder struct {
-	tag      string
-	n        int
+	tag string
+	n   int
+	// base makes the numbers (phones, cards…) of one tag differ from another's.
+	base     int
 	td       ptrace.Traces
 	rng      *rand.Rand
 	secrets  []Secret
@@ -160,27 +167,28 @@ func (b *builder) email(where string) string {
 
 func (b *builder) phone(where string) string {
 	b.n++
-	d := fmt.Sprintf("1415555%04d", b.n)
-	return b.add(fmt.Sprintf("+1 415 555 %04d", b.n), "phone", where, d, d[1:])
+	n := (b.base + b.n) % 10000
+	d := fmt.Sprintf("1415555%04d", n)
+	return b.add(fmt.Sprintf("+1 415 555 %04d", n), "phone", where, d, d[1:])
 }
 
 func (b *builder) card(where string) string {
 	b.n++
-	body := fmt.Sprintf("4%014d", 73_000_000_000_000+int64(b.n)*7919)
+	body := fmt.Sprintf("4%014d", 73_000_000_000_000+int64(b.base)*1_000_000+int64(b.n)*7919)
 	digits := body + luhnDigit(body)
 	return b.add(digits[0:4]+" "+digits[4:8]+" "+digits[8:12]+" "+digits[12:16], "payment_card", where, digits)
 }
 
 func (b *builder) ssn(where string) string {
 	b.n++
-	area := 100 + b.n%500
-	v := fmt.Sprintf("%03d-%02d-%04d", area, 10+b.n%89, 1000+b.n)
+	n := b.base + b.n
+	v := fmt.Sprintf("%03d-%02d-%04d", 100+n%500, 10+n%89, 1000+n%9000)
 	return b.add(v, "us_ssn", where, strings.ReplaceAll(v, "-", ""))
 }
 
 func (b *builder) iban(where string) string {
 	b.n++
-	bban := fmt.Sprintf("37040044%010d", 532013000+b.n)
+	bban := fmt.Sprintf("37040044%010d", 532013000+b.base*1000+b.n)
 	compact := "DE" + ibanCheck("DE", bban) + bban
 	var grouped strings.Builder
 	for i := 0; i < len(compact); i += 4 {
@@ -490,7 +498,7 @@ func parseInt(s string) int64 {
 
 // router adds router traces of every era, with odd spellings on the root and a model server.
 func (b *builder) router() {
-	rng := rand.New(rand.NewPCG(7, uint64(len(b.tag))))
+	rng := rand.New(rand.NewPCG(7, b.rng.Uint64()))
 	for i, era := range []routerconv.Era{routerconv.EraA, routerconv.EraB, routerconv.EraC, routerconv.EraD} {
 		tr := routersim.Build(routersim.Request{Era: era, Outcome: []routersim.Outcome{routersim.OutcomeOK, routersim.OutcomeError,
 			routersim.OutcomeJailbreak, routersim.OutcomeCacheHit}[i], Category: "math", Model: "qwen3-8b",

@@ -130,6 +130,20 @@ func TestDuplicateKeysCollapse(t *testing.T) {
 	assert.Equal(t, "a", note.Str(), "the first copy is kept, as every other reader takes it")
 }
 
+// A repeat is found after a nested map that holds the same key, and inside nested maps.
+func TestDuplicateKeysAroundNestedMaps(t *testing.T) {
+	js := `{"resourceSpans":[{"resource":{},"scopeSpans":[{"spans":[{"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","name":"x","attributes":[
+ {"key":"a","value":{"stringValue":"1"}},
+ {"key":"n","value":{"kvlistValue":{"values":[{"key":"a","value":{"stringValue":"2"}},{"key":"a","value":{"stringValue":"nested-repeat"}}]}}},
+ {"key":"a","value":{"stringValue":"outer-repeat"}}]}]}]}]}`
+	td, err := (&ptrace.JSONUnmarshaler{}).UnmarshalTraces([]byte(js))
+	require.NoError(t, err)
+	stats := New(privacyOptions(ModeFix, "k")).Traces(td)
+	attrs := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes()
+	assert.Equal(t, map[string]any{"a": "1", "n": map[string]any{"a": "2"}}, attrs.AsRaw())
+	assert.Equal(t, 2, stats.Issues[IssueDuplicateKey])
+}
+
 // A key is matched whatever its spelling; a key that is not clean is rewritten clean, and its
 // value treated as content.
 func TestOddKeySpellings(t *testing.T) {
