@@ -275,6 +275,7 @@ func resolveActions(opts Options) (actions [NumFamilies]Action) {
 type work struct {
 	n     *Normalizer
 	stats *Stats
+	own   Stats
 	// Per span, reset by each span.
 	writes  []write
 	removes []string
@@ -317,9 +318,11 @@ type traceFacts struct {
 // Traces normalizes every router span of td in place, and redacts personal data on every
 // span, event, scope and resource. It never removes a span.
 func (n *Normalizer) Traces(td ptrace.Traces) Stats {
-	var stats Stats
 	w := n.pool.Get().(*work)
-	w.n, w.stats = n, &stats
+	// The stats live in the pooled work: a batch's counters cost no allocation.
+	w.own = Stats{}
+	w.n, w.stats = n, &w.own
+	stats := w.stats
 	defer func() {
 		for _, tf := range w.traces {
 			*tf = traceFacts{}
@@ -370,7 +373,7 @@ func (n *Normalizer) Traces(td ptrace.Traces) Stats {
 		stats.Traces[routerconv.SingleEra(tf.eras)]++
 	}
 	stats.Masked = w.counts
-	return stats
+	return *stats
 }
 
 // maxIssueKeyBytes bounds the key quoted in an issue, which may be any key the router sent.
