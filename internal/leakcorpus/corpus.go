@@ -484,6 +484,10 @@ func (b *builder) httpGateway() {
 	a.PutStr("request.body.snippet", `{"password": "`+b.add(fmt.Sprintf("leak%sPass%03d", b.tag, b.n), "secret_assignment", "JSON password")+`"}`)
 	a.PutStr("card.as.text", b.card("card key value"))
 	a.PutInt("card.as.int", parseInt(strings.ReplaceAll(b.card("card as an integer"), " ", "")))
+	// Keys the request summary and its metric labels read, from another service's span.
+	a.PutStr("error.type", b.email("error.type on another service's span"))
+	a.PutStr("category.name", "math "+b.phone("category.name on another service's span"))
+	a.PutStr("gen_ai.response.model", "ft:"+b.email("gen_ai.response.model on another service's span"))
 	srv.Status().SetCode(ptrace.StatusCodeError)
 	srv.Status().SetMessage("upstream returned 500 for " + b.email("gateway status message"))
 }
