@@ -76,7 +76,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ProcessorVsrAttributesRedactedValues, err = builder.meter.Int64Counter(
 		"otelcol_processor_vsr_attributes_redacted_values",
-		metric.WithDescription("Values hashed or removed because their key (or event) is a family's, on every service's spans, events, links, scopes and resources, by family. [Development]"),
+		metric.WithDescription("Values hashed, removed or sanitized (URLs) because their key (or event) is a family's, on every service's spans, events, links, scopes and resources, by family. [Development]"),
 		metric.WithUnit("{values}"),
 	)
 	errs = errors.Join(errs, err)

@@ -56,7 +56,7 @@ func AssertEqualProcessorVsrAttributesMaskedValues(t *testing.T, tt *componentte
 func AssertEqualProcessorVsrAttributesRedactedValues(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_processor_vsr_attributes_redacted_values",
-		Description: "Values hashed or removed because their key (or event) is a family's, on every service's spans, events, links, scopes and resources, by family. [Development]",
+		Description: "Values hashed, removed or sanitized (URLs) because their key (or event) is a family's, on every service's spans, events, links, scopes and resources, by family. [Development]",
 		Unit:        "{values}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

@@ -266,20 +266,20 @@ type keyInfo struct {
 	// top is the rule for the key at the top of an attribute map, computed once.
 	top, topRouter rule
 	topDone        uint8
-	// stamp marks the key as seen in the map being walked (duplicates).
-	stamp uint32
+	// stamp marks the key as seen in the map being walked (duplicates): the walk's count of
+	// maps, which does not wrap.
+	stamp uint64
 }
 
-// maxCachedKeys bounds the per-work caches of keys and paths; a full cache starts over.
+// maxCachedKeys bounds the per-work caches of keys, paths and names; a full cache starts over
+// (the cache of keys between batches only: its entries carry the duplicate stamps of the maps
+// being walked).
 const maxCachedKeys = 8192
 
 // keyInfo returns (and caches) what the walk knows of a raw key.
 func (w *work) keyInfo(key string) *keyInfo {
 	if ki := w.keys[key]; ki != nil {
 		return ki
-	}
-	if len(w.keys) >= maxCachedKeys {
-		clear(w.keys)
 	}
 	cleaned, clean := cleanKey(key)
 	// A key can hold what a value does (an address, a token): such a key is rewritten and

@@ -290,7 +290,7 @@ type work struct {
 	renames            []rename
 	restamps           []restamp
 	path               []byte
-	epoch              uint32
+	epoch              uint64
 	counts             scan.Counts
 	// Per batch.
 	traces  map[pcommon.TraceID]*traceFacts
@@ -322,6 +322,9 @@ func (n *Normalizer) Traces(td ptrace.Traces) Stats {
 	// The stats live in the pooled work: a batch's counters cost no allocation.
 	w.own = Stats{}
 	w.n, w.stats = n, &w.own
+	if len(w.keys) >= maxCachedKeys {
+		clear(w.keys)
+	}
 	stats := w.stats
 	defer func() {
 		for _, tf := range w.traces {

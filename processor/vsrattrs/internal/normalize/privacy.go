@@ -66,7 +66,6 @@ func (w *work) protectSpan(span ptrace.Span, router bool) {
 		w.traceState(l.TraceState())
 		w.protectMap(l.Attributes(), walkCtx{router: router, event: -1}, -1)
 	}
-	w.writeSummary(span.Attributes())
 }
 
 // protectScope walks an instrumentation scope.
@@ -153,7 +152,7 @@ func (w *work) protectMap(m pcommon.Map, c walkCtx, pathLen int) {
 // restamp is a key's stamp before a nested map's walk.
 type restamp struct {
 	ki    *keyInfo
-	stamp uint32
+	stamp uint64
 }
 
 // ruleOf finds what the families say of key k in a map at c.
@@ -237,6 +236,7 @@ func (w *work) protectValue(v pcommon.Value, r rule, ki *keyInfo, c walkCtx, pat
 			raw := v.AsString()
 			s, changed := w.url(raw, Families[r.family].URL)
 			if changed {
+				w.stats.Redacted[r.family]++
 				w.masked(ki)
 			}
 			if changed || v.Type() != pcommon.ValueTypeStr {

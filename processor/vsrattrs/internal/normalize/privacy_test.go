@@ -83,9 +83,7 @@ func TestLeakCorpusCountsAndKeepsStructure(t *testing.T) {
 		if !isFamily {
 			counted = kinds[s.Family]
 		}
-		if s.Family != "url_full" && s.Family != "url_target" && s.Family != "url_query" && s.Family != "client_address" {
-			assert.True(t, counted, "%s (%s) not counted", s.Family, s.Where)
-		}
+		assert.True(t, counted, "%s (%s) not counted", s.Family, s.Where)
 	}
 
 	raw := string(encoded(t, c.Traces))

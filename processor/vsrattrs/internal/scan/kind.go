@@ -88,9 +88,6 @@ func ParseKinds(names []string) (Set, error) {
 // Counts counts findings by kind.
 type Counts [NumKinds]int
 
-// Placeholder is what replaces a finding of kind k in text.
-func Placeholder(k Kind) string { return placeholders[k] }
-
 // segmentPlaceholder is what replaces a path segment holding a finding of kind k.
 func segmentPlaceholder(k Kind) string { return segmentPlaceholders[k] }
 
