@@ -442,6 +442,9 @@ func (b *builder) genAIClient() {
 	m := choice.Attributes().PutEmptyMap("message")
 	m.PutStr("role", "assistant")
 	m.PutStr("content", b.prose("genai_events", "gen_ai.choice message.content"))
+	odd := events.AppendEmpty()
+	odd.SetName("GEN_AI.User.Message ")
+	odd.Attributes().PutStr("content", b.prose("genai_events", "event named 'GEN_AI.User.Message '"))
 	prompt := events.AppendEmpty()
 	prompt.SetName("gen_ai.content.prompt")
 	prompt.Attributes().PutStr("gen_ai.prompt", b.prose("genai_events", "gen_ai.content.prompt event (Semantic Kernel)"))
@@ -482,6 +485,9 @@ func (b *builder) httpGateway() {
 	a.PutStr("upstream.dsn", "postgres://app:"+b.password("free text URL credentials")+"@db.internal:5432/app")
 	b.n++
 	a.PutStr("request.body.snippet", `{"password": "`+b.add(fmt.Sprintf("leak%sPass%03d", b.tag, b.n), "secret_assignment", "JSON password")+`"}`)
+	a.PutStr("http.request.body.original", `{"messages":[{"content":"`+b.marker("http_bodies", "http.request.body.original")+`"}]}`)
+	a.PutInt("http.request.body.size", 2048)
+	a.PutStr("code.stacktrace", "at handler(prompt="+b.marker("exception_text", "code.stacktrace")+")")
 	a.PutStr("card.as.text", b.card("card key value"))
 	a.PutInt("card.as.int", parseInt(strings.ReplaceAll(b.card("card as an integer"), " ", "")))
 	// Keys the request summary and its metric labels read, from another service's span.

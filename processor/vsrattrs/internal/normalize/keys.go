@@ -106,6 +106,18 @@ func newMatcher(blocked *regexp.Regexp) *matcher {
 	return m
 }
 
+// event is the family of a content event by its name, in any case and spacing, or -1.
+func (m *matcher) event(name string) int16 {
+	if f, ok := m.events[name]; ok {
+		return f
+	}
+	cleaned, _ := cleanKey(name)
+	if f, ok := m.events[strings.ToLower(cleaned)]; ok {
+		return f
+	}
+	return -1
+}
+
 // match finds the family of a clean, lowercased key (or path of nested keys, joined with
 // dots); cleaned is the same key with its letter case, for camelCase words and the operator's
 // patterns. Of the family keys found in it, the one that ends last wins (`user.id` in

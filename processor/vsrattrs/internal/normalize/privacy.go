@@ -56,10 +56,7 @@ func (w *work) protectSpan(span ptrace.Span, router bool) {
 		if s, changed := w.text(ev.Name()); changed {
 			ev.SetName(s)
 		}
-		event := int16(-1)
-		if f, ok := w.n.match.events[ev.Name()]; ok {
-			event = f
-		}
+		event := w.n.match.event(ev.Name())
 		w.protectMap(ev.Attributes(), walkCtx{router: router, event: event}, -1)
 	}
 	for _, l := range span.Links().All() {

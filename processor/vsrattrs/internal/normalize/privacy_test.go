@@ -96,6 +96,7 @@ func TestLeakCorpusCountsAndKeepsStructure(t *testing.T) {
 		`"gen_ai.completion.0.tool_calls.0.name","value":{"stringValue":"refund"}`,
 		`"finish_reason","value":{"stringValue":"stop"}`,
 		`"gen_ai.usage.input_tokens","value":{"intValue":"311"}`,
+		`"http.request.body.size","value":{"intValue":"2048"}`,
 		`"user_agent.original","value":{"stringValue":"curl/8.5.0"}`,
 		`/v1/users/{id}/chat?api_key=REDACTED&REDACTED#access_token=REDACTED`,
 		`"url.path","value":{"stringValue":"/v1/users/{email}/orders/{id}"}`,
