@@ -21,6 +21,8 @@ FUZZ_ATTRIBUTE ?= 30000x
 FUZZ_STREAM ?= 5000x
 FUZZ_REPLAY ?= 20000x
 FUZZ_MODEL_SERVER ?= 20000x
+FUZZ_LEAKS ?= 10000x
+FUZZ_SCAN ?= 100000x
 
 .DEFAULT_GOAL := build
 .PHONY: build image run test unit-test fuzz-smoke lint generate bench bench-smoke e2e clean
@@ -69,6 +71,8 @@ fuzz-smoke:
 	$(FUZZ) -fuzztime $(FUZZ_TRACES) -fuzz '^FuzzTraces$$' ./processor/vsrattrs/internal/normalize
 	$(FUZZ) -fuzztime $(FUZZ_ATTRIBUTE) -fuzz '^FuzzAttribute$$' ./processor/vsrattrs/internal/normalize
 	$(FUZZ) -fuzztime $(FUZZ_MODEL_SERVER) -fuzz '^FuzzModelServerSpan$$' ./processor/vsrattrs/internal/normalize
+	$(FUZZ) -fuzztime $(FUZZ_LEAKS) -fuzz '^FuzzNoSecretSurvives$$' ./processor/vsrattrs/internal/normalize
+	$(FUZZ) -fuzztime $(FUZZ_SCAN) -fuzz '^FuzzScan$$' ./processor/vsrattrs/internal/scan
 	$(FUZZ) -fuzztime $(FUZZ_STREAM) -fuzz '^FuzzStream$$' ./processor/vsrsampler/internal/sampler
 	$(FUZZ) -fuzztime $(FUZZ_REPLAY) -fuzz '^FuzzReplay$$' ./processor/vsrsampler/internal/journal
 

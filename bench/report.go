@@ -209,6 +209,9 @@ func (rep report) writeTable(b *strings.Builder) {
 	b.WriteString("\n| goal | target | this run |\n|---|---|---|\n")
 	fmt.Fprintf(b, "| pipeline CPU per span vs pass-through | ≤ 1.25× | %.2f× |\n", ours.cpuPerMillion/pass.cpuPerMillion)
 	fmt.Fprintf(b, "| pipeline CPU per span vs tuned contrib | ≥ 2× cheaper | %.2f× cheaper |\n", tuned.cpuPerMillion/ours.cpuPerMillion)
+	if attrs, off := sums[rowAttrs], sums[rowAttrsOff]; off.cpuPerMillion > 0 {
+		fmt.Fprintf(b, "| `%s` vs `%s` (the privacy walk's cost) | ≤ 1.15× | %.2f× |\n", rowAttrs, rowAttrsOff, attrs.cpuPerMillion/off.cpuPerMillion)
+	}
 	if o1, p1 := sums[rowOurs+", GOMAXPROCS=1"], sums[rowPass1CPU]; p1.cpuPerMillion > 0 {
 		fmt.Fprintf(b, "| the same on one core (GOMAXPROCS=1) | ≤ 1.25× | %.2f× (tuned contrib: %.2f×) |\n",
 			o1.cpuPerMillion/p1.cpuPerMillion, sums[rowTuned+", GOMAXPROCS=1"].cpuPerMillion/p1.cpuPerMillion)

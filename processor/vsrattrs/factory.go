@@ -27,8 +27,12 @@ func createDefaultConfig() component.Config {
 		MaxValueBytes:    4096,
 		MaxIssuesPerSpan: 8,
 		Redaction: RedactionConfig{
-			Prompts:     "hash",
-			Identifiers: "hash",
+			HashFunction: "hmac-sha256",
+			Prompts:      "hash",
+			Identifiers:  "hash",
+			Credentials:  "hash",
+			ValueScanner: ValueScannerConfig{Enabled: true},
+			Summary:      "silent",
 		},
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor/processortest"
 
+	"github.com/otelcol-vsr/otelcol-vsr/internal/leakcorpus"
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routersim"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrattrs/internal/metadata"
@@ -139,6 +140,14 @@ var goldenCases = []goldenCase{
 	{name: "bad_input", build: badBatch},
 	{name: "bad_input_strict", input: "bad_input", configure: func(c *Config) { c.Mode = "strict" }},
 	{name: "bad_input_report", input: "bad_input", configure: func(c *Config) { c.Mode = "report" }},
+	// Other services' spans and the router's carrying private data where real stacks put it
+	// (internal/leakcorpus): OpenInference, OpenLLMetry, GenAI, HTTP, nested, repeated, odd keys.
+	{name: "privacy", build: func() ptrace.Traces { return leakcorpus.Build("golden").Traces }},
+	{name: "privacy_no_key", input: "privacy", configure: func(c *Config) { c.Redaction.HashKey = "" }},
+	{name: "privacy_debug_summary", input: "privacy", configure: func(c *Config) {
+		c.Redaction.Summary = "debug"
+		c.Redaction.Families = map[string]string{"exception_text": "keep"}
+	}},
 	{name: "era_c_allow_list", input: "era_c", configure: func(c *Config) {
 		c.Redaction.AllowListOnly = true
 		c.Redaction.Prompts = "drop"

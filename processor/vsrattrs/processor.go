@@ -2,6 +2,8 @@ package vsrattrs
 
 import (
 	"context"
+	"maps"
+	"slices"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -13,6 +15,7 @@ import (
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrattrs/internal/metadata"
 	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrattrs/internal/normalize"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrattrs/internal/scan"
 )
 
 type attrsProcessor struct {
@@ -24,6 +27,8 @@ type attrsProcessor struct {
 	issueAttrs  [normalize.NumIssues]metric.AddOption
 	eraAttrs    [routerconv.EraD + 1]metric.AddOption
 	serverAttrs [routerconv.NumModelServers]metric.AddOption
+	familyAttrs [normalize.NumFamilies]metric.AddOption
+	kindAttrs   [scan.NumKinds]metric.AddOption
 }
 
 func newAttrsProcessor(set processor.Settings, cfg *Config) (*attrsProcessor, error) {
@@ -46,12 +51,19 @@ func newAttrsProcessor(set processor.Settings, cfg *Config) (*attrsProcessor, er
 	for e := range routerconv.EraD + 1 {
 		p.eraAttrs[e] = metric.WithAttributeSet(attribute.NewSet(attribute.String("era", e.String())))
 	}
+	for i, f := range normalize.Families {
+		p.familyAttrs[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("family", f.ID)))
+	}
+	for k := range scan.NumKinds {
+		p.kindAttrs[k] = metric.WithAttributeSet(attribute.NewSet(attribute.String("kind", k.String())))
+	}
 	return p, nil
 }
 
 func (p *attrsProcessor) start(context.Context, component.Host) error {
-	if p.cfg.Redaction.HashKey == "" && (p.cfg.Redaction.Prompts == "hash" || p.cfg.Redaction.Identifiers == "hash") {
-		p.logger.Warn("redaction.hash_key is not set: prompts and identifiers set to hash are removed instead. " +
+	r := &p.cfg.Redaction
+	if r.HashKey == "" && (r.Prompts == "hash" || r.Identifiers == "hash" || r.Credentials == "hash" || slices.Contains(slices.Collect(maps.Values(r.Families)), "hash")) {
+		p.logger.Warn("redaction.hash_key is not set: values set to hash are removed instead. " +
 			"Set it (e.g. hash_key: ${env:VSR_HASH_KEY}) to keep them joinable.")
 	}
 	return nil
@@ -64,23 +76,20 @@ func (p *attrsProcessor) shutdown(context.Context) error {
 
 func (p *attrsProcessor) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
 	stats := p.normalizer.Traces(td)
-	if stats.Spans > 0 {
-		p.telemetry.ProcessorVsrAttributesSpansNormalized.Add(ctx, int64(stats.Spans))
-		for era, n := range stats.Traces {
+	count := func(counter metric.Int64Counter, counts []int, attrs []metric.AddOption) {
+		for i, n := range counts {
 			if n > 0 {
-				p.telemetry.ProcessorVsrAttributesTraces.Add(ctx, int64(n), p.eraAttrs[era])
+				counter.Add(ctx, int64(n), attrs[i])
 			}
 		}
 	}
-	for server, n := range stats.ModelServerSpans {
-		if n > 0 {
-			p.telemetry.ProcessorVsrAttributesModelServerSpans.Add(ctx, int64(n), p.serverAttrs[server])
-		}
-	}
-	for issue, n := range stats.Issues {
-		if n > 0 {
-			p.telemetry.ProcessorVsrAttributesIssues.Add(ctx, int64(n), p.issueAttrs[issue])
-		}
+	count(p.telemetry.ProcessorVsrAttributesRedactedValues, stats.Redacted[:], p.familyAttrs[:])
+	count(p.telemetry.ProcessorVsrAttributesMaskedValues, stats.Masked[:], p.kindAttrs[:])
+	count(p.telemetry.ProcessorVsrAttributesIssues, stats.Issues[:], p.issueAttrs[:])
+	count(p.telemetry.ProcessorVsrAttributesModelServerSpans, stats.ModelServerSpans[:], p.serverAttrs[:])
+	count(p.telemetry.ProcessorVsrAttributesTraces, stats.Traces[:], p.eraAttrs[:])
+	if stats.Spans > 0 {
+		p.telemetry.ProcessorVsrAttributesSpansNormalized.Add(ctx, int64(stats.Spans))
 	}
 	return td, nil
 }

@@ -27,7 +27,9 @@ type TelemetryBuilder struct {
 	mu                                     sync.Mutex
 	registrations                          []metric.Registration
 	ProcessorVsrAttributesIssues           metric.Int64Counter
+	ProcessorVsrAttributesMaskedValues     metric.Int64Counter
 	ProcessorVsrAttributesModelServerSpans metric.Int64Counter
+	ProcessorVsrAttributesRedactedValues   metric.Int64Counter
 	ProcessorVsrAttributesSpansNormalized  metric.Int64Counter
 	ProcessorVsrAttributesTraces           metric.Int64Counter
 }
@@ -67,10 +69,22 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{issues}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.ProcessorVsrAttributesMaskedValues, err = builder.meter.Int64Counter(
+		"otelcol_processor_vsr_attributes_masked_values",
+		metric.WithDescription("Secrets and personal data the value scanner replaced inside kept strings, by kind. [Development]"),
+		metric.WithUnit("{values}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ProcessorVsrAttributesModelServerSpans, err = builder.meter.Int64Counter(
 		"otelcol_processor_vsr_attributes_model_server_spans",
 		metric.WithDescription("Model servers' request spans normalized (vLLM's llm_request, SGLang's request span), by server. [Development]"),
 		metric.WithUnit("{spans}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorVsrAttributesRedactedValues, err = builder.meter.Int64Counter(
+		"otelcol_processor_vsr_attributes_redacted_values",
+		metric.WithDescription("Values hashed, removed or sanitized (URLs) because their key (or event) is a family's, on every service's spans, events, links, scopes and resources, by family. [Development]"),
+		metric.WithUnit("{values}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.ProcessorVsrAttributesSpansNormalized, err = builder.meter.Int64Counter(

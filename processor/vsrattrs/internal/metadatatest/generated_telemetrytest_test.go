@@ -20,13 +20,21 @@ func TestSetupTelemetry(t *testing.T) {
 	require.NoError(t, err)
 	defer tb.Shutdown()
 	tb.ProcessorVsrAttributesIssues.Add(context.Background(), 1)
+	tb.ProcessorVsrAttributesMaskedValues.Add(context.Background(), 1)
 	tb.ProcessorVsrAttributesModelServerSpans.Add(context.Background(), 1)
+	tb.ProcessorVsrAttributesRedactedValues.Add(context.Background(), 1)
 	tb.ProcessorVsrAttributesSpansNormalized.Add(context.Background(), 1)
 	tb.ProcessorVsrAttributesTraces.Add(context.Background(), 1)
 	AssertEqualProcessorVsrAttributesIssues(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorVsrAttributesMaskedValues(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorVsrAttributesModelServerSpans(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorVsrAttributesRedactedValues(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorVsrAttributesSpansNormalized(t, testTel,

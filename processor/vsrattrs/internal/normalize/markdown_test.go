@@ -10,27 +10,36 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var updateReadme = flag.Bool("update-readme", false, "rewrite the README's schema table from Schema")
+var updateReadme = flag.Bool("update-readme", false, "rewrite the README's generated tables from Schema and Families")
 
-const (
-	schemaBegin = "<!-- schema:begin (make generate) -->\n"
-	schemaEnd   = "<!-- schema:end -->"
-)
+// readmeTables are the README's generated tables, each between its markers.
+var readmeTables = []struct {
+	begin, end string
+	render     func() string
+}{
+	{"<!-- schema:begin (make generate) -->\n", "<!-- schema:end -->", SchemaMarkdown},
+	{"<!-- privacy:begin (make generate) -->\n", "<!-- privacy:end -->", PrivacyMarkdown},
+}
 
-// The README's schema table is the one the code runs.
+// The README's schema and privacy tables are the ones the code runs.
 func TestREADMESchemaTable(t *testing.T) {
 	path := filepath.Join("..", "..", "..", "..", "README.md")
 	readme, err := os.ReadFile(path)
 	require.NoError(t, err)
 	text := string(readme)
-	begin, end := strings.Index(text, schemaBegin), strings.Index(text, schemaEnd)
-	require.True(t, begin >= 0 && end > begin, "README.md lacks the schema markers")
-	want := text[:begin+len(schemaBegin)] + SchemaMarkdown() + text[end:]
+	want := text
+	for _, tbl := range readmeTables {
+		begin, end := strings.Index(want, tbl.begin), strings.Index(want, tbl.end)
+		require.True(t, begin >= 0 && end > begin, "README.md lacks the markers %q", tbl.begin)
+		want = want[:begin+len(tbl.begin)] + tbl.render() + want[end:]
+	}
 	if *updateReadme {
 		require.NoError(t, os.WriteFile(path, []byte(want), 0o644))
 		return
 	}
-	require.Equal(t, want, text, "README schema table is stale: run make generate")
+	if want != text {
+		t.Fatal("README tables are stale: run make generate")
+	}
 }
 
 // Every key is defined once, across canonical and legacy names.

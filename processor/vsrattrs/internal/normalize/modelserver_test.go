@@ -66,8 +66,9 @@ func TestModelServerRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := New(defaultOptions())
-			n.opts.Prompts = ActionDrop
+			opts := defaultOptions()
+			opts.Prompts = ActionDrop
+			n := New(opts)
 			td, span := modelServerSpan("vllm.llm_engine", "llm_request", "vllm")
 			require.NoError(t, span.Attributes().FromRaw(tt.in))
 			stats := n.Traces(td)

@@ -6,13 +6,16 @@ package normalize
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/sha512"
 	"hash"
+	"regexp"
 	"sync"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/otelcol-vsr/otelcol-vsr/internal/routerconv"
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrattrs/internal/scan"
 )
 
 // Mode is what the normaliser does with what it finds.
@@ -28,14 +31,37 @@ const (
 	ModeStrict
 )
 
-// Action is what happens to personal data.
+// Action is what happens to a family's values.
 type Action uint8
 
 const (
 	// ActionHash replaces the value with a keyed hash, or removes it when there is no key.
 	ActionHash Action = iota
 	ActionDrop
+	// ActionKeep keeps the value; the scanner still reads it.
 	ActionKeep
+	// ActionSanitize takes a URL's credentials, IDs and query values out (URL families only).
+	ActionSanitize
+)
+
+// HashFunction is the keyed hash of hashed values.
+type HashFunction uint8
+
+const (
+	HashHMACSHA256 HashFunction = iota
+	HashHMACSHA512
+)
+
+// Summary is what the processor records on a span of what it redacted.
+type Summary uint8
+
+const (
+	// SummarySilent records nothing.
+	SummarySilent Summary = iota
+	// SummaryInfo records redaction.redacted.count and redaction.masked.count.
+	SummaryInfo
+	// SummaryDebug adds the keys: redaction.redacted.keys, redaction.masked.keys.
+	SummaryDebug
 )
 
 // QueryMode is what happens to a query string split off a path.
@@ -57,8 +83,22 @@ type Options struct {
 	MaxValueBytes    int
 	MaxIssuesPerSpan int
 	HashKey          []byte
-	Prompts          Action
-	Identifiers      Action
+	HashFunction     HashFunction
+	// Prompts, Identifiers and Credentials are the actions of the content, identifier and
+	// credential families; Families overrides them family by family (by ID).
+	Prompts     Action
+	Identifiers Action
+	Credentials Action
+	Families    map[string]Action
+	// IgnoredKeys pass untouched: no family, no scanner.
+	IgnoredKeys []string
+	// BlockedKeys are the operator's key patterns (family blocked_key_patterns); BlockedValues,
+	// value patterns the scanner replaces. Either may be nil.
+	BlockedKeys   *regexp.Regexp
+	BlockedValues *regexp.Regexp
+	// ScanKinds are the kinds the value scanner looks for (0: none).
+	ScanKinds scan.Set
+	Summary   Summary
 	// AllowListOnly removes every router span attribute that is neither in the schema nor in
 	// AllowedKeys.
 	AllowListOnly bool
@@ -86,11 +126,15 @@ const (
 	IssueConflict
 	IssueTruncated
 	IssueInvalidUTF8
+	// IssueDuplicateKey is a key sent twice in one map: the first is kept.
+	IssueDuplicateKey
+	// IssueInvalidKey is a key that is not clean (cleanKey); it is rewritten clean.
+	IssueInvalidKey
 	NumIssues
 )
 
 var issueNames = [NumIssues]string{"renamed", "converted", "rounded", "redacted", "not_allowed", "unknown_key",
-	"coerced", "case", "unknown_value", "invalid", "conflict", "truncated", "invalid_utf8"}
+	"coerced", "case", "unknown_value", "invalid", "conflict", "truncated", "invalid_utf8", "duplicate_key", "invalid_key"}
 
 func (i Issue) String() string { return issueNames[i] }
 
@@ -106,6 +150,10 @@ type Stats struct {
 	Traces [routerconv.EraD + 1]int
 	// ModelServerSpans counts the model servers' request spans normalized, by server.
 	ModelServerSpans [routerconv.NumModelServers]int
+	// Redacted counts the values each family hashed or removed, on every service's spans;
+	// Masked, the scanner's findings by kind.
+	Redacted [NumFamilies]int
+	Masked   scan.Counts
 }
 
 // source is where a key sends its value, and what the key tells routerconv's Classifier: one
@@ -130,10 +178,16 @@ type Normalizer struct {
 	// allowed are the keys outside the schema that allow-list mode keeps; allowedEvent, the
 	// keys of span events it keeps.
 	allowed, allowedEvent map[string]bool
-	redaction             redactionRules
 	// modelServer is the table a model server's request span is normalized against.
 	modelServer []modelServerRule
-	pool        sync.Pool
+	// The privacy walk's: families, the action of each, the scanner.
+	match      *matcher
+	actions    [NumFamilies]Action
+	ignored    map[string]bool
+	scanner    *scan.Scanner
+	queryMode  scan.QueryMode
+	hashPrefix string
+	pool       sync.Pool
 }
 
 // New returns a Normalizer for opts.
@@ -145,8 +199,12 @@ func New(opts Options) *Normalizer {
 		resourceSources: map[string]source{},
 		allowed:         map[string]bool{},
 		allowedEvent:    map[string]bool{},
-		redaction:       newRedactionRules(),
 		modelServer:     modelServerRules(),
+		match:           newMatcher(opts.BlockedKeys),
+		ignored:         map[string]bool{},
+		scanner:         scan.New(opts.ScanKinds, opts.BlockedValues),
+		queryMode:       [...]scan.QueryMode{QueryRedactValues: scan.QueryRedact, QueryKeep: scan.QueryKeep, QueryDrop: scan.QueryDrop}[opts.URLQuery],
+		hashPrefix:      hashPrefixes[opts.HashFunction],
 	}
 	for i := range Schema {
 		a := &Schema[i]
@@ -176,30 +234,69 @@ func New(opts Options) *Normalizer {
 		n.allowed[k] = true
 		n.allowedEvent[k] = true
 	}
-	if opts.Prompts == ActionHash && len(opts.HashKey) == 0 {
-		n.opts.Prompts = ActionDrop
+	if opts.Summary != SummarySilent {
+		// What this processor writes is not a router key to filter out.
+		for _, k := range []string{summaryRedactedCount, summaryMaskedCount, summaryRedactedKeys, summaryMaskedKeys} {
+			n.allowed[k] = true
+		}
 	}
-	if opts.Identifiers == ActionHash && len(opts.HashKey) == 0 {
-		n.opts.Identifiers = ActionDrop
+	for _, k := range opts.IgnoredKeys {
+		n.ignored[k] = true
+	}
+	n.actions = resolveActions(opts)
+	newHash := sha256.New
+	if opts.HashFunction == HashHMACSHA512 {
+		newHash = sha512.New
 	}
 	n.pool.New = func() any {
-		w := &work{traces: map[pcommon.TraceID]*traceFacts{}}
+		w := &work{traces: map[pcommon.TraceID]*traceFacts{}, keys: map[string]*keyInfo{},
+			paths: map[string]rule{}, routerPaths: map[string]rule{}, cleanNames: map[string]bool{}}
 		if len(opts.HashKey) > 0 {
-			w.mac = hmac.New(sha256.New, opts.HashKey)
+			w.mac = hmac.New(newHash, opts.HashKey)
 		}
 		return w
 	}
 	return n
 }
 
+// resolveActions gives each family its action: its class's, or its own from opts.Families;
+// hash is drop without a key.
+func resolveActions(opts Options) (actions [NumFamilies]Action) {
+	for i, f := range Families {
+		a := map[Class]Action{ClassContent: opts.Prompts, ClassIdentifier: opts.Identifiers,
+			ClassCredential: opts.Credentials, ClassURL: ActionSanitize}[f.Class]
+		if own, ok := opts.Families[f.ID]; ok {
+			a = own
+		}
+		if a == ActionHash && len(opts.HashKey) == 0 {
+			a = ActionDrop
+		}
+		actions[i] = a
+	}
+	return actions
+}
+
 // work is the scratch state of one call, pooled so a batch allocates little.
 type work struct {
 	n     *Normalizer
 	stats *Stats
+	own   Stats
 	// Per span, reset by each span.
 	writes  []write
 	removes []string
 	issues  []string
+	sum     summary
+	// The privacy walk's: caches of keys and nested paths (by raw key and path), the entries
+	// of the maps being walked, the path of the value being walked, the scanner's counts.
+	keys               map[string]*keyInfo
+	paths, routerPaths map[string]rule
+	cleanNames         map[string]bool
+	removals           []int
+	renames            []rename
+	restamps           []restamp
+	path               []byte
+	epoch              uint64
+	counts             scan.Counts
 	// Per batch.
 	traces  map[pcommon.TraceID]*traceFacts
 	spare   []*traceFacts
@@ -226,9 +323,14 @@ type traceFacts struct {
 // Traces normalizes every router span of td in place, and redacts personal data on every
 // span, event, scope and resource. It never removes a span.
 func (n *Normalizer) Traces(td ptrace.Traces) Stats {
-	var stats Stats
 	w := n.pool.Get().(*work)
-	w.n, w.stats = n, &stats
+	// The stats live in the pooled work: a batch's counters cost no allocation.
+	w.own = Stats{}
+	w.n, w.stats = n, &w.own
+	if len(w.keys) >= maxCachedKeys {
+		clear(w.keys)
+	}
+	stats := w.stats
 	defer func() {
 		for _, tf := range w.traces {
 			*tf = traceFacts{}
@@ -236,6 +338,7 @@ func (n *Normalizer) Traces(td ptrace.Traces) Stats {
 		}
 		clear(w.traces)
 		w.pending = w.pending[:0]
+		w.counts = scan.Counts{}
 		w.stats = nil
 		n.pool.Put(w)
 	}()
@@ -245,7 +348,7 @@ func (n *Normalizer) Traces(td ptrace.Traces) Stats {
 		holdsRouterSpans := false
 		for _, ss := range rs.ScopeSpans().All() {
 			routerScope := n.services.RouterScope(rs.Resource(), ss.Scope())
-			w.redactOnly(ss.Scope().Attributes(), routerScope)
+			w.protectScope(ss.Scope(), routerScope)
 			for _, span := range ss.Spans().All() {
 				switch {
 				case routerScope || routerconv.IsRouterSpanName(span.Name()):
@@ -260,11 +363,12 @@ func (n *Normalizer) Traces(td ptrace.Traces) Stats {
 				}
 			}
 		}
-		if routerResource || holdsRouterSpans {
+		router := routerResource || holdsRouterSpans
+		w.protectMap(rs.Resource().Attributes(), walkCtx{router: router, event: -1}, -1)
+		if router {
+			w.issues = w.issues[:0]
 			w.attributes(rs.Resource().Attributes(), n.resourceSources, nil)
 			w.apply(rs.Resource().Attributes())
-		} else {
-			w.redactOnly(rs.Resource().Attributes(), false)
 		}
 	}
 	// parse_request has no prefix: it is the router's when its trace has a router root.
@@ -278,7 +382,8 @@ func (n *Normalizer) Traces(td ptrace.Traces) Stats {
 	for _, tf := range w.traces {
 		stats.Traces[routerconv.SingleEra(tf.eras)]++
 	}
-	return stats
+	stats.Masked = w.counts
+	return *stats
 }
 
 // maxIssueKeyBytes bounds the key quoted in an issue, which may be any key the router sent.

@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrattrs/internal/scan"
 )
 
 func defaultOptions() Options {
@@ -17,6 +19,7 @@ func defaultOptions() Options {
 		MaxValueBytes:    64,
 		MaxIssuesPerSpan: 8,
 		HashKey:          []byte("test-key"),
+		ScanKinds:        scan.All,
 	}
 }
 
@@ -57,7 +60,7 @@ func TestAttributeRules(t *testing.T) {
 			map[string]any{"http.request.method": "POST", "http.response.status_code": int64(502), "http.method": nil, "http.status_code": nil},
 			[]any{"case:http.request.method"}},
 		{"path with query: values redacted", map[string]any{"http.path": "/v1/chat/completions?api-version=1&user=alice&debug"},
-			map[string]any{"url.path": "/v1/chat/completions", "url.query": "api-version=REDACTED&user=REDACTED&debug", "http.path": nil}, nil},
+			map[string]any{"url.path": "/v1/chat/completions", "url.query": "api-version=REDACTED&user=REDACTED&REDACTED", "http.path": nil}, nil},
 		{"canonical path with query is split too", map[string]any{"url.path": "/v1/models?x=1"},
 			map[string]any{"url.path": "/v1/models", "url.query": "x=REDACTED"}, nil},
 		{"pii types comma string", map[string]any{"pii.types": "PERSON, email_address,PERSON"},
@@ -352,7 +355,8 @@ func TestAllowListCoversEvents(t *testing.T) {
 	assert.Equal(t, map[string]any{"exception.type": "x", "custom.team": "a"}, ev.Attributes().AsRaw())
 }
 
-// A raw path that stays (report mode, kept legacy keys) has its query's values redacted too.
+// A raw path that stays (report mode, kept legacy keys) has its query's values redacted too, and
+// its parameters without a value, which are values themselves.
 func TestRawPathQueryRedactedWhereItStays(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -369,7 +373,7 @@ func TestRawPathQueryRedactedWhereItStays(t *testing.T) {
 			opts := defaultOptions()
 			tc.opts(&opts)
 			New(opts).Traces(td)
-			assert.Equal(t, "/v1/chat/completions?user=REDACTED&debug", span.Attributes().AsRaw()[tc.key])
+			assert.Equal(t, "/v1/chat/completions?user=REDACTED&REDACTED", span.Attributes().AsRaw()[tc.key])
 		})
 	}
 }

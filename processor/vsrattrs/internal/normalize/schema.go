@@ -43,17 +43,6 @@ const (
 	CaseUpper
 )
 
-// Redact says whether a key carries personal data.
-type Redact uint8
-
-const (
-	RedactNone Redact = iota
-	// RedactPrompt: raw prompt or completion text.
-	RedactPrompt
-	// RedactIdentifier: a user or session identifier.
-	RedactIdentifier
-)
-
 // Source is a key the router has sent a canonical attribute under.
 type Source struct {
 	Key  string
@@ -79,14 +68,8 @@ type Attr struct {
 	// Float32 values are router float32 fields widened to float64: 0.800000011920929 → 0.8.
 	Float32 bool
 	// Set makes a string slice sorted and free of duplicates.
-	Set    bool
-	Redact Redact
-	// Indexed personal data also comes under numbered keys: gen_ai.prompt.0.content.
-	Indexed bool
-	// RouterOnly personal data is personal only on the router's spans (cache.key is its prompt);
-	// other redaction rules apply to every span, event, scope and resource the collector sees.
-	RouterOnly bool
-	Resource   bool
+	Set      bool
+	Resource bool
 	// Event attributes are keys of span events, kept in allow-list mode.
 	Event bool
 	// Derived attributes are written by vsr_attributes from what the router sent; Summary
@@ -142,7 +125,7 @@ var Schema = []Attr{
 		Doc: "Which guard blocked: `guard` when the router does not say (era D)."},
 
 	// Cache.
-	{Key: "cache.key", Redact: RedactPrompt, RouterOnly: true, Doc: "The raw user prompt: hashed or removed (`redaction.prompts`)."},
+	{Key: "cache.key", Doc: "The raw user prompt: hashed or removed (family `router_prompt`)."},
 	{Key: "cache.hit", Type: TypeBool, Summary: true, Doc: "Semantic cache hit; on the root, from the cache span or plugin result."},
 	{Key: "cache.lookup_time_ms", Type: TypeInt, Unit: "ms", Duration: true, Doc: "Cache lookup latency."},
 	{Key: "cache.threshold", Type: TypeDouble, Float32: true, Doc: "Similarity threshold, float32 artefacts rounded."},
@@ -198,19 +181,6 @@ var Schema = []Attr{
 
 	// Upstream call.
 	{Key: "model.name", Doc: "Model sent to the backend."},
-
-	// Personal data the router or a fork might attach.
-	{Key: "user.id", Redact: RedactIdentifier, Doc: "User identifier: HMAC-hashed or removed (`redaction.identifiers`)."},
-	{Key: "session.id", Redact: RedactIdentifier, Doc: "Session identifier: HMAC-hashed or removed."},
-	{Key: "enduser.id", Redact: RedactIdentifier, Doc: "End-user identifier: HMAC-hashed or removed."},
-	{Key: "gen_ai.prompt", Redact: RedactPrompt, Indexed: true, Doc: "Prompt text (also `gen_ai.prompt.<n>.…`): hashed or removed."},
-	{Key: "gen_ai.completion", Redact: RedactPrompt, Indexed: true, Doc: "Completion text (also `gen_ai.completion.<n>.…`): hashed or removed."},
-	{Key: "gen_ai.input.messages", Redact: RedactPrompt, Doc: "Prompt messages: hashed or removed."},
-	{Key: "gen_ai.output.messages", Redact: RedactPrompt, Doc: "Completion messages: hashed or removed."},
-	{Key: "input.value", Redact: RedactPrompt, Doc: "OpenInference input text: hashed or removed."},
-	{Key: "output.value", Redact: RedactPrompt, Doc: "OpenInference output text: hashed or removed."},
-	{Key: "llm.input_messages", Redact: RedactPrompt, Indexed: true, Doc: "OpenInference prompt messages (`llm.input_messages.<n>.…`): hashed or removed."},
-	{Key: "llm.output_messages", Redact: RedactPrompt, Indexed: true, Doc: "OpenInference completion messages: hashed or removed."},
 
 	// A model server's request span (vLLM's llm_request, SGLang's request span; modelserver.go).
 	{Key: routerconv.KeyInputTokens, Type: TypeInt, Unit: "{token}", Max: routerconv.MaxTokens, ModelServer: true,

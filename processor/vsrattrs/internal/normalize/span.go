@@ -1,8 +1,6 @@
 package normalize
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"math"
 	"slices"
 	"strings"
@@ -16,6 +14,9 @@ import (
 // span normalizes one router span: its attributes and events, and what its own facts imply.
 func (w *work) span(span ptrace.Span) {
 	w.stats.Spans++
+	w.issues = w.issues[:0]
+	// Privacy first: nothing normalization derives, bounds or renames then sees a raw value.
+	w.protectSpan(span, true)
 	// The span is classified in the same pass, from what the router sent: its own keys tell
 	// its era.
 	w.classifier.Begin(span)
@@ -26,7 +27,9 @@ func (w *work) span(span ptrace.Span) {
 	// allocation, rather than one per key added.
 	attrs.EnsureCapacity(attrs.Len() + len(w.writes) + spanKeysAdded)
 	w.apply(attrs)
-	w.events(span, true)
+	if w.n.opts.AllowListOnly {
+		w.allowListEvents(span)
+	}
 	if w.n.opts.Mode != ModeReport {
 		w.derive(span, info, facts)
 	}
@@ -34,6 +37,7 @@ func (w *work) span(span ptrace.Span) {
 		w.writeIssues(attrs)
 	}
 	attrs.PutStr(routerconv.SchemaVersionKey, SchemaVersion)
+	w.writeSummary(attrs)
 
 	tf := w.factsFor(span.TraceID())
 	tf.spans++
@@ -48,10 +52,10 @@ func (w *work) span(span ptrace.Span) {
 // gen_ai.* keys.
 const spanKeysAdded = 4
 
-// foreign redacts the personal data on another service's span; nothing else changes.
+// foreign protects another service's span; nothing else changes.
 func (w *work) foreign(span ptrace.Span) {
-	w.redactOnly(span.Attributes(), false)
-	w.events(span, false)
+	w.protectSpan(span, false)
+	w.writeSummary(span.Attributes())
 }
 
 // writeIssues adds this pass's issues to those an earlier collector listed, so a second
@@ -76,7 +80,7 @@ func (w *work) writeIssues(attrs pcommon.Map) {
 // attributes normalizes one attribute map against sources, queueing writes and removals. A
 // span's are also fed to classifier; a resource has none.
 func (w *work) attributes(attrs pcommon.Map, sources map[string]source, classifier *routerconv.Classifier) {
-	w.writes, w.removes, w.issues = w.writes[:0], w.removes[:0], w.issues[:0]
+	w.writes, w.removes = w.writes[:0], w.removes[:0]
 	opts := &w.n.opts
 	for key, pv := range attrs.All() {
 		src := sources[key]
@@ -84,22 +88,14 @@ func (w *work) attributes(attrs pcommon.Map, sources map[string]source, classifi
 			classifier.Attr(src.router, pv)
 		}
 		if src.attr == nil {
-			if kind, personal := w.n.redaction.lookup(key, true); personal {
-				w.redact(key, pv, kind)
-			} else if classifier != nil {
+			// A family's key was handled by the privacy walk; allow-list mode filters it all
+			// the same.
+			if classifier != nil && (opts.AllowListOnly || !w.topRule(w.keyInfo(key), true).matched()) {
 				w.unknownKey(key, pv)
 			}
 			continue
 		}
 		a := src.attr
-		if a.Redact != RedactNone {
-			w.redact(key, pv, a.Redact)
-			continue
-		}
-		if src.conv == ConvSplitQuery && (opts.Mode == ModeReport || (src.legacy && opts.KeepLegacyKeys)) {
-			// The raw path stays: its query's values are redacted in place all the same.
-			w.redactQueryInPlace(key, pv)
-		}
 		if src.legacy && opts.Mode != ModeReport && !opts.KeepLegacyKeys {
 			w.removes = append(w.removes, key)
 		}
@@ -135,7 +131,7 @@ func (w *work) attributes(attrs pcommon.Map, sources map[string]source, classifi
 			if !src.legacy {
 				w.removes = append(w.removes, key)
 			}
-		case src.conv == ConvSplitQuery && (src.legacy || strings.Contains(v.s, "?")):
+		case src.conv == ConvSplitQuery && (src.legacy || strings.ContainsAny(v.s, "?#")):
 			w.splitPath(a.Key, v.s)
 		case src.legacy || !v.sameAsWire(pv):
 			w.writes = append(w.writes, write{a.Key, v})
@@ -209,36 +205,27 @@ func (w *work) splitPath(key, raw string) {
 	if query == "" {
 		return
 	}
-	switch w.n.opts.URLQuery {
-	case QueryKeep:
-		w.writes = append(w.writes, write{"url.query", value{typ: TypeString, s: query}})
-	case QueryRedactValues:
-		w.writes = append(w.writes, write{"url.query", value{typ: TypeString, s: w.bounded("url.query", redactQueryValues(query))}})
-	}
-}
-
-// bounded holds a string the normalizer rewrote to max_value_bytes, counting a cut: redacting
-// a query's values can lengthen it past the bound its raw path was held to, and a second pass
-// would cut it then.
-func (w *work) bounded(key, s string) string {
-	var issues issueSet
-	s = truncate(s, w.n.opts.MaxValueBytes, &issues)
-	w.countAll(issues, key)
-	return s
-}
-
-// redactQueryInPlace rewrites a raw path whose query carries values (user=…) as url_query
-// says, under its own key.
-func (w *work) redactQueryInPlace(key string, pv pcommon.Value) {
-	path, query := splitQuery(pv.AsString())
-	if query == "" || w.n.opts.URLQuery == QueryKeep {
+	if w.n.opts.URLQuery == QueryDrop {
 		return
 	}
-	if w.n.opts.URLQuery == QueryRedactValues {
-		path += "?" + redactQueryValues(query)
+	// The privacy walk sanitized the query as url_query says, but the raw path's bound may
+	// have cut its last parameter: sanitized again, it is whole.
+	query, _ = w.url(query, URLQuery)
+	w.writes = append(w.writes, write{"url.query", value{typ: TypeString, s: w.boundedQuery(query)}})
+}
+
+// boundedQuery holds a query the normalizer rewrote to max_value_bytes, counting a cut.
+// Redacting a query's values can lengthen it past the bound its raw path was held to, and a
+// second pass would cut it then; it is cut after its last whole parameter, so that a second
+// pass finds every parameter as the first left it.
+func (w *work) boundedQuery(q string) string {
+	var issues issueSet
+	cut := truncate(q, w.n.opts.MaxValueBytes, &issues)
+	if len(cut) < len(q) {
+		cut = cut[:max(strings.LastIndexByte(cut, '&'), 0)]
 	}
-	w.writes = append(w.writes, write{key, value{typ: TypeString, s: w.bounded(key, path)}})
-	w.count(IssueRedacted, key)
+	w.countAll(issues, "url.query")
+	return cut
 }
 
 // unknownKey handles a key outside the schema: allow-list, then string hygiene.
@@ -267,37 +254,6 @@ func (w *work) unknownKey(key string, pv pcommon.Value) {
 	case ModeStrict:
 		w.removes = append(w.removes, key)
 	}
-}
-
-// redact hashes or removes personal data. It applies in every mode: report mode is about the
-// schema, not about letting prompts through.
-func (w *work) redact(key string, pv pcommon.Value, kind Redact) {
-	action := w.n.opts.Prompts
-	if kind == RedactIdentifier {
-		action = w.n.opts.Identifiers
-	}
-	switch action {
-	case ActionKeep:
-		return
-	case ActionDrop:
-		w.removes = append(w.removes, key)
-	case ActionHash:
-		s := pv.AsString()
-		if isHash(pv) {
-			return // hashed already, by this processor in an earlier collector
-		}
-		w.writes = append(w.writes, write{key, value{typ: TypeString, s: w.hash(s)}})
-	}
-	w.count(IssueRedacted, key)
-}
-
-// hash is a keyed HMAC-SHA256, truncated to 128 bits: enough to tell values apart and to join
-// on, without a dictionary attack on short values.
-func (w *work) hash(s string) string {
-	w.mac.Reset()
-	w.mac.Write([]byte(s))
-	var sum [sha256.Size]byte
-	return hashPrefix + hex.EncodeToString(w.mac.Sum(sum[:0])[:16])
 }
 
 // apply performs the queued writes, then the removals.

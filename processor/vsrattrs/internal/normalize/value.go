@@ -203,24 +203,10 @@ func truncate(s string, maxBytes int, issues *issueSet) string {
 	return s[:cut]
 }
 
-// splitQuery separates a raw path into path and query.
+// splitQuery separates a raw path into path and query; a fragment, which a server never
+// receives from a browser, is neither.
 func splitQuery(raw string) (path, query string) {
+	raw, _, _ = strings.Cut(raw, "#")
 	path, query, _ = strings.Cut(raw, "?")
 	return path, query
-}
-
-// redactQueryValues keeps a query's parameter names and replaces their values.
-func redactQueryValues(query string) string {
-	var b strings.Builder
-	for i, param := range strings.Split(query, "&") {
-		if i > 0 {
-			b.WriteByte('&')
-		}
-		name, _, hasValue := strings.Cut(param, "=")
-		b.WriteString(name)
-		if hasValue {
-			b.WriteString("=REDACTED")
-		}
-	}
-	return b.String()
 }
