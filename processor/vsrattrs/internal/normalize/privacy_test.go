@@ -281,3 +281,16 @@ func TestTraceState(t *testing.T) {
 	New(privacyOptions(ModeFix, "k")).Traces(td)
 	assert.Equal(t, "acme=user:<redacted:email>,ot=th:c;rv:01234567890abc", span.TraceState().AsRaw())
 }
+
+// A key the schema names is named for what it holds, not for a credential one of its words
+// suggests; the same word ending another key is a credential's.
+func TestSchemaKeysAreNotCredentials(t *testing.T) {
+	m := newMatcher(nil)
+	for _, key := range []string{"gen_ai.latency.time_to_first_token", "gen_ai.usage.prompt_tokens"} {
+		assert.False(t, m.match(key, key, false).matched(), "%s is the schema's", key)
+	}
+	assert.True(t, m.match("cache.key", "cache.key", true).matched(), "a schema key that is a family's stays the family's: the router's raw prompt")
+	for _, key := range []string{"github.token", "app.time_to_first_token"} {
+		assert.True(t, m.match(key, key, false).matched(), "%s ends with a credential's word", key)
+	}
+}
