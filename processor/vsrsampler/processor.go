@@ -361,6 +361,12 @@ func (p *samplerProcessor) registerGauges() error {
 			}
 			return nil
 		}),
+		p.telemetry.RegisterProcessorVsrSamplerJournalWrittenBytesCallback(func(_ context.Context, o metric.Int64Observer) error {
+			if p.journal != nil {
+				o.Observe(p.journal.Stats().Written)
+			}
+			return nil
+		}),
 		p.telemetry.RegisterProcessorVsrSamplerSpillBytesCallback(func(_ context.Context, o metric.Int64Observer) error {
 			if p.spill != nil {
 				o.Observe(p.spill.OnDisk())

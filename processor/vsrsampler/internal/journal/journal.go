@@ -172,6 +172,8 @@ type Stats struct {
 	// Carried control records and deleted segments.
 	Carried int
 	Deleted int
+	// Written is the bytes written to the files since Open.
+	Written int64
 }
 
 // Open opens the journal in opts.Dir, creating it, and reads what an earlier run left there.
@@ -395,6 +397,7 @@ func (j *Journal) write() error {
 		return fmt.Errorf("journal: writing segment %d: %w", cur.id, err)
 	}
 	cur.written += int64(len(j.pending))
+	j.stats.Written += int64(len(j.pending))
 	j.pending = j.pending[:0]
 	return nil
 }

@@ -37,6 +37,7 @@ type TelemetryBuilder struct {
 	ProcessorVsrSamplerJournalFailures       metric.Int64Counter
 	ProcessorVsrSamplerJournalRecoveredSpans metric.Int64Counter
 	ProcessorVsrSamplerJournalSkippedBytes   metric.Int64Counter
+	ProcessorVsrSamplerJournalWrittenBytes   metric.Int64ObservableCounter
 	ProcessorVsrSamplerLateSpans             metric.Int64Counter
 	ProcessorVsrSamplerMemoryBytes           metric.Int64ObservableGauge
 	ProcessorVsrSamplerOverflowRefusals      metric.Int64Counter
@@ -112,6 +113,21 @@ func (builder *TelemetryBuilder) RegisterProcessorVsrSamplerJournalBytesCallback
 		cb(ctx, &observerInt64{inst: builder.ProcessorVsrSamplerJournalBytes, obs: o})
 		return nil
 	}, builder.ProcessorVsrSamplerJournalBytes)
+	if err != nil {
+		return err
+	}
+	builder.mu.Lock()
+	defer builder.mu.Unlock()
+	builder.registrations = append(builder.registrations, reg)
+	return nil
+}
+
+// RegisterProcessorVsrSamplerJournalWrittenBytesCallback sets callback for observable ProcessorVsrSamplerJournalWrittenBytes metric.
+func (builder *TelemetryBuilder) RegisterProcessorVsrSamplerJournalWrittenBytesCallback(cb metric.Int64Callback) error {
+	reg, err := builder.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		cb(ctx, &observerInt64{inst: builder.ProcessorVsrSamplerJournalWrittenBytes, obs: o})
+		return nil
+	}, builder.ProcessorVsrSamplerJournalWrittenBytes)
 	if err != nil {
 		return err
 	}
@@ -231,6 +247,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	builder.ProcessorVsrSamplerJournalSkippedBytes, err = builder.meter.Int64Counter(
 		"otelcol_processor_vsr_sampler_journal_skipped_bytes",
 		metric.WithDescription("Bytes of torn or corrupt records the crash journal skipped at start (a node crash mid-write without fsync). [Development]"),
+		metric.WithUnit("By"),
+	)
+	errs = errors.Join(errs, err)
+	builder.ProcessorVsrSamplerJournalWrittenBytes, err = builder.meter.Int64ObservableCounter(
+		"otelcol_processor_vsr_sampler_journal_written_bytes",
+		metric.WithDescription("Bytes the crash journal has written to its files, for the disk's write rate. [Development]"),
 		metric.WithUnit("By"),
 	)
 	errs = errors.Join(errs, err)
