@@ -213,7 +213,7 @@ func stateDirectories(cfg map[string]any) []string {
 	var dirs []string
 	for _, section := range []string{"extensions", "processors"} {
 		for _, component := range asMap(at(cfg, section)) {
-			for _, dir := range []any{at(component, "directory"), at(component, "spill", "directory")} {
+			for _, dir := range []any{at(component, "directory"), at(component, "spill", "directory"), at(component, "journal", "directory")} {
 				if s, ok := dir.(string); ok {
 					dirs = append(dirs, s)
 				}
@@ -622,7 +622,7 @@ func TestShippedConfigsValidate(t *testing.T) {
 		// The benchmark's and end-to-end tests' configs take their ports from the environment.
 		"BENCH_OTLP_PORT=14317", "BENCH_HEALTH_PORT=14318", "BENCH_SINK=127.0.0.1:14319",
 		"E2E_OTLP_PORT=14317", "E2E_HEALTH_PORT=14318", "E2E_METRICS_PORT=14320",
-		"CANARY_MODE=fix", "CANARY_OUT="+filepath.Join(t.TempDir(), "exported.json"), "VSR_SPILL_DIR="+t.TempDir())
+		"CANARY_MODE=fix", "CANARY_OUT="+filepath.Join(t.TempDir(), "exported.json"), "VSR_SPILL_DIR="+t.TempDir(), "VSR_JOURNAL_DIR="+t.TempDir())
 	variants := map[string][]string{"": nil, " with backend": {"VSR_EXPORTERS=" + exportersWithBackend}}
 	for name, cfg := range shippedConfigs(t) {
 		for variant, extra := range variants {
@@ -669,7 +669,7 @@ func TestDockerfile(t *testing.T) {
 	}
 	// Defect: the built-in config's spill defaulted under the working directory, which uid
 	// 10001 cannot write; every directory the config writes is set and owned by the user.
-	for _, dirEnv := range []string{"VSR_STORAGE_DIR", "VSR_SPILL_DIR"} {
+	for _, dirEnv := range []string{"VSR_STORAGE_DIR", "VSR_SPILL_DIR", "VSR_JOURNAL_DIR"} {
 		dir := final.env[dirEnv]
 		require.NotEmpty(t, dir, "%s is set", dirEnv)
 		assert.True(t, slices.ContainsFunc(final.ownedCopies, func(dst string) bool { return dir == dst || strings.HasPrefix(dir, dst+"/") }),

@@ -184,7 +184,7 @@ func TestImage(t *testing.T) {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
-	for _, dirEnv := range []string{"VSR_STORAGE_DIR", "VSR_SPILL_DIR"} {
+	for _, dirEnv := range []string{"VSR_STORAGE_DIR", "VSR_SPILL_DIR", "VSR_JOURNAL_DIR"} {
 		f, ok := files[env[dirEnv]]
 		require.True(t, ok, "%s (%s) exists in the image", dirEnv, env[dirEnv])
 		assert.Equal(t, byte(tar.TypeDir), f.header.Typeflag)

@@ -39,7 +39,7 @@ import (
 
 const (
 	uid = 10001
-	// StateDir holds the sending queue, vsr_sampler's decisions and its spill.
+	// StateDir holds the sending queue, vsr_sampler's decisions, journal and spill.
 	stateDir   = "/var/lib/otelcol-vsr"
 	binaryPath = "/otelcol-vsr"
 	configPath = "/etc/otelcol-vsr/config.yaml"
@@ -61,6 +61,7 @@ var config = v1.Config{
 		"VSR_REQUEST_METRICS_ENDPOINT=0.0.0.0:8889",
 		"VSR_STORAGE_DIR=" + stateDir + "/queue",
 		"VSR_SPILL_DIR=" + stateDir + "/spill",
+		"VSR_JOURNAL_DIR=" + stateDir + "/journal",
 	},
 	ExposedPorts: map[string]struct{}{"4317/tcp": {}, "4318/tcp": {}, "13133/tcp": {}, "8888/tcp": {}, "8889/tcp": {}},
 	WorkingDir:   stateDir,
@@ -131,6 +132,7 @@ func filesystem(binary, cfg string) ([]file, error) {
 		dir(strings.TrimPrefix(stateDir, "/"), uid),
 		dir(strings.TrimPrefix(stateDir, "/")+"/queue", uid),
 		dir(strings.TrimPrefix(stateDir, "/")+"/spill", uid),
+		dir(strings.TrimPrefix(stateDir, "/")+"/journal", uid),
 	}, nil
 }
 
