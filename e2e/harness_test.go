@@ -290,6 +290,7 @@ func newCollector(t *testing.T, config string, env ...string) *collector {
 		fmt.Sprintf("VSR_REQUEST_METRICS_ENDPOINT=127.0.0.1:%d", c.requests),
 		"VSR_STORAGE_DIR=" + c.storage,
 		"VSR_SPILL_DIR=" + filepath.Join(c.storage, "spill"),
+		"VSR_JOURNAL_DIR=" + filepath.Join(c.storage, "journal"),
 		"VSR_HASH_KEY=e2e-hash-key-0123456789",
 		// The same ports for the test-only configs under configs/.
 		fmt.Sprintf("E2E_OTLP_PORT=%d", c.otlp),
