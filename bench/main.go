@@ -32,8 +32,8 @@ type scenario struct {
 	// rateFactor multiplies the base rate.
 	rateFactor float64
 	env        []string
-	// spill gives vsr_sampler a spill directory of its own.
-	spill bool
+	// spill gives vsr_sampler a spill directory of its own; journal, a crash journal's.
+	spill, journal bool
 	// drain is how long the setup may wait before deciding a trace whose root has arrived:
 	// the steady-state run waits that long, then for the sink to go quiet, before SIGTERM.
 	drain time.Duration
@@ -54,6 +54,9 @@ const (
 	// rowAttrsOff is vsr_attributes without what redacts other services' spans: the families
 	// added for them set to keep, the value scanner off.
 	rowAttrsOff = "vsr_attributes only, privacy off"
+	// The crash journal's rows: both with telemetry on, which the journal's bytes are read from.
+	rowOursTelemetry = "ours, telemetry on"
+	rowJournal       = "ours, crash journal, telemetry on"
 )
 
 var budget8MiB = []string{"BENCH_MAX_BUFFER_BYTES=8388608", "BENCH_MAX_TRACE_BYTES=1048576",
@@ -76,6 +79,8 @@ var scenarios = []scenario{
 	{name: rowAttrsOff, config: "attrs-privacy-off.yaml", rateFactor: 1, baseline: rowPass},
 	{name: rowOurs, config: "ours.yaml", rateFactor: 1, drain: oursDrain, baseline: rowPass},
 	{name: "ours, spill", config: "ours.yaml", rateFactor: 1, spill: true, drain: oursDrain, baseline: rowPass},
+	{name: rowOursTelemetry, config: "ours.yaml", rateFactor: 1, drain: oursDrain, baseline: rowPass, telemetry: true},
+	{name: rowJournal, config: "ours.yaml", rateFactor: 1, journal: true, drain: oursDrain, baseline: rowPass, telemetry: true},
 	{name: "ours, rescue_window 0, telemetry on", config: "ours.yaml", rateFactor: 1, env: []string{"BENCH_RESCUE_WINDOW=0s"},
 		drain: oursDrain, baseline: rowPass, telemetry: true},
 	{name: rowPass3, config: "passthrough.yaml", rateFactor: 3, baseline: rowPass3},
@@ -253,13 +258,19 @@ func runScenario(o options, sc scenario, s *sink, rate float64, duration time.Du
 	var r result
 	s.reset()
 	env := slices.Clone(sc.env)
-	if sc.spill {
-		dir, err := os.MkdirTemp("", "bench-spill-")
+	for _, d := range []struct {
+		on       bool
+		env, dir string
+	}{{sc.spill, "BENCH_SPILL_DIR", "bench-spill-"}, {sc.journal, "BENCH_JOURNAL_DIR", "bench-journal-"}} {
+		if !d.on {
+			continue
+		}
+		dir, err := os.MkdirTemp("", d.dir)
 		if err != nil {
 			return r, err
 		}
 		defer os.RemoveAll(dir)
-		env = append(env, "BENCH_SPILL_DIR="+dir)
+		env = append(env, d.env+"="+dir)
 	}
 	if sc.telemetry {
 		env = append(env, "BENCH_TELEMETRY_LEVEL=normal")
@@ -289,6 +300,12 @@ func runScenario(o options, sc scenario, s *sink, rate float64, duration time.Du
 	if drained {
 		time.Sleep(sc.drain)
 		s.waitQuiet(3 * time.Second)
+	}
+	if sc.journal {
+		if r.journalBytes, err = scrapeOne(c.metrics, metricJournalWritten); err != nil {
+			c.kill()
+			return r, err
+		}
 	}
 	cpu, rss, err := c.stop()
 	if err != nil {

@@ -30,8 +30,10 @@ type result struct {
 	endToExport []time.Duration
 	byEra       map[string][]time.Duration
 	blockWaits  []time.Duration
-	// turnover is read from the sampler's telemetry, for scenarios that turn it on.
-	turnover turnover
+	// turnover is read from the sampler's telemetry, for scenarios that turn it on;
+	// journalBytes too, for scenarios with a crash journal.
+	turnover     turnover
+	journalBytes float64
 }
 
 func (r *result) measure(manifest []loadgen.Entry, s *sink) {
@@ -106,19 +108,22 @@ func median(xs []float64) float64 {
 // summary is one scenario's medians over the rounds.
 type summary struct {
 	cpuPerMillion, rssMiB, spansIn, spansOut, p50, p99 float64
-	mustKeep, mustKeepSeen, failed                     int
-	eraP50, eraP99                                     map[string]float64
+	// journalPerSpan is the crash journal's bytes written per span in.
+	journalPerSpan                 float64
+	mustKeep, mustKeepSeen, failed int
+	eraP50, eraP99                 map[string]float64
 	// blockP50, blockP99 are the delays of era A and C blocks' roots (blockWaits).
 	blockP50, blockP99 float64
 }
 
 func summarize(rs []result) summary {
-	var cpu, rss, in, out, p50, p99, block50, block99 []float64
+	var cpu, rss, in, out, p50, p99, block50, block99, journal []float64
 	s := summary{eraP50: map[string]float64{}, eraP99: map[string]float64{}}
 	eras := map[string][2][]float64{}
 	for _, r := range rs {
 		cpu = append(cpu, r.cpu.Seconds()/float64(r.spansIn)*1e6)
 		rss = append(rss, float64(r.peakRSSKiB)/1024)
+		journal = append(journal, r.journalBytes/float64(r.spansIn))
 		in = append(in, float64(r.spansIn))
 		out = append(out, float64(r.spansOut))
 		p50 = append(p50, percentile(r.endToExport, 0.5).Seconds())
@@ -137,7 +142,7 @@ func summarize(rs []result) summary {
 		s.failed += int(r.failedSpans)
 	}
 	s.cpuPerMillion, s.rssMiB, s.spansIn, s.spansOut = median(cpu), median(rss), median(in), median(out)
-	s.p50, s.p99 = median(p50), median(p99)
+	s.p50, s.p99, s.journalPerSpan = median(p50), median(p99), median(journal)
 	s.blockP50, s.blockP99 = median(block50), median(block99)
 	for era, e := range eras {
 		s.eraP50[era], s.eraP99[era] = median(e[0]), median(e[1])
@@ -215,6 +220,10 @@ func (rep report) writeTable(b *strings.Builder) {
 	if o1, p1 := sums[rowOurs+", GOMAXPROCS=1"], sums[rowPass1CPU]; p1.cpuPerMillion > 0 {
 		fmt.Fprintf(b, "| the same on one core (GOMAXPROCS=1) | ≤ 1.25× | %.2f× (tuned contrib: %.2f×) |\n",
 			o1.cpuPerMillion/p1.cpuPerMillion, sums[rowTuned+", GOMAXPROCS=1"].cpuPerMillion/p1.cpuPerMillion)
+	}
+	if j, t := sums[rowJournal], sums[rowOursTelemetry]; t.cpuPerMillion > 0 {
+		fmt.Fprintf(b, "| CPU per span with the crash journal vs without (both telemetry on) | ≤ 1.10× | %.2f× (%.0f B written per span; p99 end → export %.2f s vs %.2f s; peak RSS %+.0f MiB) |\n",
+			j.cpuPerMillion/t.cpuPerMillion, j.journalPerSpan, j.p99, t.p99, j.rssMiB-t.rssMiB)
 	}
 	fmt.Fprintf(b, "| peak RSS, 1× with spill | ≤ pass-through + 64 MiB | %+.0f MiB |\n", sums["ours, spill"].rssMiB-pass.rssMiB)
 	fmt.Fprintf(b, "| peak RSS, 3× with spill | ≤ pass-through + 64 MiB | %+.0f MiB |\n", sums["ours, 3× load, 8 MiB budget, spill"].rssMiB-sums[rowPass3].rssMiB)

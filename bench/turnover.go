@@ -31,6 +31,8 @@ const (
 	metricHeldTraces = "otelcol_processor_vsr_sampler_buffered_traces"
 	metricLimit      = "otelcol_processor_vsr_sampler_buffer_limit"
 	metricDecided    = "otelcol_processor_vsr_sampler_traces_decided"
+	// metricJournalWritten is the crash journal's bytes written.
+	metricJournalWritten = "otelcol_processor_vsr_sampler_journal_written_bytes"
 )
 
 // turnoverWarmUp leaves out the load's first seconds, while the buffer fills.
@@ -93,6 +95,19 @@ func scrape(port int) (map[string]float64, error) {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
 	return m, nil
+}
+
+// scrapeOne reads one metric's sum over its series.
+func scrapeOne(port int, metric string) (float64, error) {
+	m, err := promtext.Sums(scrapeClient, fmt.Sprintf("http://127.0.0.1:%d/metrics", port), func(name, _ string) bool { return name == metric })
+	if err != nil {
+		return 0, fmt.Errorf("telemetry: %w", err)
+	}
+	v, ok := m[metric]
+	if !ok {
+		return 0, fmt.Errorf("telemetry: no %s", metric)
+	}
+	return v, nil
 }
 
 // writeTurnover reports the budget's turnover for the rows run with the sampler's telemetry.
