@@ -69,7 +69,7 @@ func TestKilledRunLosesNoAcknowledgedSpan(t *testing.T) {
 	send(t, p, sink, fineRest)
 	require.NoError(t, p.shutdown(context.Background()))
 	assert.Equal(t, failing.SpanCount(), sink.SpanCount(), "the error trace whole, the other dropped at 0 %")
-	assert.Equal(t, failing.SpanCount(), countTrace(sink, failing))
+	assert.Equal(t, failing.SpanCount(), spansOf(sink, failing.ID))
 }
 
 // A SIGTERM with the journal leaves the undecided traces in it, not in storage: the next run
@@ -106,20 +106,4 @@ func splitErrorLast(tr routersim.Trace) (first, rest ptrace.Traces) {
 	first.ResourceSpans().At(0).ScopeSpans().At(0).Spans().RemoveIf(signal)
 	rest.ResourceSpans().At(0).ScopeSpans().At(0).Spans().RemoveIf(func(s ptrace.Span) bool { return !signal(s) })
 	return first, rest
-}
-
-func countTrace(sink *consumertest.TracesSink, tr routersim.Trace) int {
-	n := 0
-	for _, td := range sink.AllTraces() {
-		for _, rs := range td.ResourceSpans().All() {
-			for _, ss := range rs.ScopeSpans().All() {
-				for _, s := range ss.Spans().All() {
-					if s.TraceID() == tr.ID {
-						n++
-					}
-				}
-			}
-		}
-	}
-	return n
 }

@@ -55,6 +55,15 @@ func (s *Sampler) Recover(rec *journal.Recovery, read func(journal.Ref, []byte) 
 	return out.released(), got, errors.Join(errs...)
 }
 
+// lockFor locks the shard of trace id, and reports whether it holds the trace in flight. The
+// caller unlocks it.
+func (s *Sampler) lockFor(id pcommon.TraceID) (sh *shard, fp, h uint64, inFlight bool) {
+	fp, h = fingerprint(id), hashID(id)
+	sh = s.shardByFingerprint(fp)
+	sh.mu.Lock()
+	return sh, fp, h, sh.index.find(h, id, sh.slots) >= 0
+}
+
 // readParts decodes a recovered trace's span records, each as it arrived. A record that
 // cannot be read or decoded is left out and reported: the others are whole.
 func readParts(rt *journal.RecoveredTrace, read func(journal.Ref, []byte) ([]byte, error)) ([]ptrace.Traces, error) {
@@ -132,11 +141,9 @@ func (s *Sampler) releaseKept(id pcommon.TraceID, td ptrace.Traces, phase journa
 // restoreRescuable holds a dropped trace's spans again for what is left of its rescue window.
 func (s *Sampler) restoreRescuable(rt *journal.RecoveredTrace, parts []ptrace.Traces, droppedAt time.Time) {
 	id := pcommon.TraceID(rt.ID)
-	fp, h := fingerprint(id), hashID(id)
-	sh := s.shardByFingerprint(fp)
-	sh.mu.Lock()
+	sh, fp, h, inFlight := s.lockFor(id)
 	defer sh.mu.Unlock()
-	if sh.index.find(h, id, sh.slots) >= 0 {
+	if inFlight {
 		return // its spans came again in an open part
 	}
 	si := sh.alloc(h, id, rt.Parts[0].At)
@@ -160,11 +167,9 @@ func (s *Sampler) restoreRescuable(rt *journal.RecoveredTrace, parts []ptrace.Tr
 // reports whether it did.
 func (s *Sampler) recoverDecision(rt *journal.RecoveredTrace) bool {
 	id := pcommon.TraceID(rt.ID)
-	fp, h := fingerprint(id), hashID(id)
-	sh := s.shardByFingerprint(fp)
-	sh.mu.Lock()
+	sh, fp, _, inFlight := s.lockFor(id)
 	defer sh.mu.Unlock()
-	if sh.index.find(h, id, sh.slots) >= 0 {
+	if inFlight {
 		return false
 	}
 	if _, kept := sh.keep.get(fp); kept {

@@ -131,11 +131,9 @@ func (s *Sampler) restoreWait(w *savedWait, now time.Time, out *output) error {
 	if err != nil {
 		return fmt.Errorf("handed-over waiting root %v: %w", w.TraceID, err)
 	}
-	fp, h := fingerprint(w.TraceID), hashID(w.TraceID)
-	sh := s.shardByFingerprint(fp)
-	sh.mu.Lock()
+	sh, fp, h, inFlight := s.lockFor(w.TraceID)
 	defer sh.mu.Unlock()
-	if sh.index.find(h, w.TraceID, sh.slots) >= 0 {
+	if inFlight {
 		return nil
 	}
 	si := sh.alloc(h, w.TraceID, w.First)

@@ -378,18 +378,6 @@ func (s *Shard) Spill(si int32, t *Trace) (bool, error) {
 	return true, nil
 }
 
-// Reset forgets the trace's records without giving up their journal records: they stay for
-// the next run (a shutdown that hands the trace over through the journal).
-func (s *Shard) Reset(si int32, t *Trace) {
-	for _, ref := range s.spilled[si] {
-		s.spill.Free(ref)
-	}
-	delete(s.spilled, si)
-	s.dropMemory(si, t)
-	s.forgetJournal(si)
-	t.data = buffer{}
-}
-
 // Remap follows a compaction of the shard's slots: moved maps old slot numbers to new.
 func (s *Shard) Remap(moved []int32) {
 	s.chunks = remap(s.chunks, moved)
