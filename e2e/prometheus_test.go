@@ -107,25 +107,9 @@ func (p *promServer) query(t *testing.T, expr string) []promSample {
 
 // exemplarTraceIDs returns the trace IDs of the exemplars of a query's series since start.
 func (p *promServer) exemplarTraceIDs(t *testing.T, expr string, start time.Time) map[string]bool {
-	q := url.Values{"query": {expr}, "start": {strconv.FormatInt(start.Unix(), 10)}, "end": {strconv.FormatInt(time.Now().Unix()+1, 10)}}
-	resp, err := httpClient.Get(fmt.Sprintf("http://127.0.0.1:%d/api/v1/query_exemplars?%s", p.port, q.Encode()))
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	var r struct {
-		Data []struct {
-			Exemplars []struct {
-				Labels map[string]string `json:"labels"`
-			} `json:"exemplars"`
-		} `json:"data"`
-	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
 	ids := map[string]bool{}
-	for _, series := range r.Data {
-		for _, ex := range series.Exemplars {
-			if id := ex.Labels["trace_id"]; id != "" {
-				ids[id] = true
-			}
-		}
+	for id := range p.exemplars(t, expr, start) {
+		ids[id] = true
 	}
 	return ids
 }
