@@ -408,3 +408,38 @@ func TestSyncPolicy(t *testing.T) {
 		require.NoError(t, j.Close(t0))
 	}
 }
+
+// A crash in the middle of a compaction (the carried records written, the old segment not yet
+// deleted) leaves both copies; replay reads them as one, by their first position.
+func TestCrashDuringCompaction(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := open(t, opts(dir))
+	big := bytes.Repeat([]byte("s"), testSegment/2)
+	pin, err := j.AppendSpans(id(1), 1, PhaseOpen, 0, []byte("pins segment 0"))
+	require.NoError(t, err)
+	_, err = j.AppendSpans(id(9), 1, PhaseOpen, 0, big)
+	require.NoError(t, err)
+	r2, err := j.AppendSpans(id(2), 1, PhaseOpen, 0, big)
+	require.NoError(t, err)
+	require.NoError(t, j.AppendDecision(Control{Kind: KindKeep, Trace: id(2), At: t0.UnixNano(), Threshold: 5}))
+	require.NoError(t, j.AppendDone(Control{Trace: id(2), At: t0.UnixNano(), Since: pin.Segment(), Pos: j.Mark()}))
+	_, err = j.AppendSpans(id(3), 1, PhaseOpen, 0, big)
+	require.NoError(t, err)
+	j.Free(r2)
+	// Commit's first half: carry and write, then the crash, before the old segment goes.
+	j.mu.Lock()
+	require.NoError(t, j.carryRetired(t0))
+	require.NoError(t, j.write())
+	carried := j.stats.Carried
+	j.mu.Unlock()
+	require.Equal(t, 2, carried, "the keep and the done mark")
+	crash(t, j)
+
+	j, rec := open(t, opts(dir))
+	defer j.Close(t0)
+	m := byID(rec)
+	require.Equal(t, uint64(5), m[id(2)].Decision.Threshold)
+	require.Empty(t, m[id(2)].Parts, "its spans are done with, whichever copy of the mark is read")
+	require.Len(t, m[id(1)].Parts, 1)
+	require.Len(t, m[id(3)].Parts, 1)
+}
