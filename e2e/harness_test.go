@@ -414,6 +414,15 @@ var summary = struct {
 	rows []string
 }{}
 
+// measuring skips a test that only measures, for the README (the CPU per span for sizing, an
+// alternative design's losses), unless VSR_E2E_MEASURE is set: the CI runs the tests that
+// check, and stays within its time.
+func measuring(t *testing.T) {
+	if os.Getenv("VSR_E2E_MEASURE") == "" {
+		t.Skip("a measurement: VSR_E2E_MEASURE=1 make e2e runs it")
+	}
+}
+
 func report(row string) {
 	summary.Lock()
 	summary.rows = append(summary.rows, row)

@@ -84,7 +84,7 @@ func (c *spanCounter) duplicates(manifest []loadgen.Entry) int {
 // queue): every must-keep trace arrives whole. Spans exported twice, because the kill came
 // after their delivery and before the journal heard of it, are counted.
 func TestCollectorKilled(t *testing.T) {
-	for _, layout := range nodeLayouts[:2] {
+	for _, layout := range nodeLayouts {
 		t.Run(layout, func(t *testing.T) {
 			j := startJaeger(t)
 			counter := startSpanCounter(t, j)

@@ -194,6 +194,7 @@ func TestTwoTier(t *testing.T) {
 // traces/s (about 7 000 spans/s), where the cost per span, not the collector's idle work,
 // dominates.
 func TestCPUPerSpan(t *testing.T) {
+	measuring(t)
 	const rate, warmup, window = 1000, 5 * time.Second, 15 * time.Second
 	type group struct {
 		name string
@@ -379,6 +380,7 @@ func TestTwoTierScaleDown(t *testing.T) {
 // parts by two gateways; with IPs, the replacement's new positions also move traces of the
 // gateway that stayed. This is why the agents name the gateways statically.
 func TestGatewayRollWithK8sResolver(t *testing.T) {
+	measuring(t)
 	for _, hostnames := range []bool{false, true} {
 		t.Run("return_hostnames="+strconv.FormatBool(hostnames), func(t *testing.T) {
 			tt := startTwoTier(t, twoTierLayouts[0], func(cfg map[string]any) {
