@@ -235,3 +235,28 @@ func TestTornJournalTailIsSkipped(t *testing.T) {
 	require.Len(t, rec.Traces, 1, "the first trace's record is whole")
 	require.Equal(t, [16]byte(first.ID), rec.Traces[0].ID)
 }
+
+// A guard-matched era C request kept while its root waits for the model call, killed: the
+// next run sends the root on as it stood, and the model call that comes after the restart
+// follows the keep decision, so the trace arrives whole.
+func TestKilledWaitForAModelCallKeepsTheCall(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	cfg.DefaultPercentage = 0
+	out := map[spanKey]int{}
+	tr := build(routerconv.EraC, routersim.OutcomePIIRouted, 3)
+	last := tr.SpanCount() - 1
+	require.Equal(t, "semantic_router.upstream.request", tr.Spans().At(last).Name(), "the model call ends last")
+	run, _ := startJournaled(t, dir, cfg, out, t0)
+	run.step(batchOf(tr, 0, last), t0, t0.Add(time.Second), numCrashPoints)
+	require.NoError(t, run.j.Abandon())
+
+	later := t0.Add(10 * time.Minute)
+	run, got := startJournaled(t, dir, cfg, out, later)
+	require.Equal(t, 1, got.Kept, "the waiting root")
+	run.step(batchOf(tr, last, last+1), later, later, numCrashPoints)
+	run.deliver(run.s.Flush(later), later)
+	for _, span := range tr.Spans().All() {
+		require.Positive(t, out[spanKey{span.TraceID(), span.SpanID()}], "%s delivered", span.Name())
+	}
+}

@@ -110,6 +110,9 @@ func (s *Sampler) recoverTrace(rt *journal.RecoveredTrace, parts []ptrace.Traces
 			}
 			s.releaseKept(rt.ID, td, journal.PhaseKept, th, time.Unix(0, rt.Parts[i].At), out)
 		}
+		// The rest of the trace (a root's model call, still to come) follows the decision,
+		// which the journal may have let go of by now.
+		s.keepFromNow(rt.ID, th, now)
 	case journal.PhaseDropped:
 		droppedAt := time.Unix(0, rt.DroppedAt)
 		if s.cfg.RescueWindow <= 0 || !now.Before(droppedAt.Add(s.cfg.RescueWindow)) {
@@ -136,6 +139,15 @@ func (s *Sampler) releaseKept(id pcommon.TraceID, td ptrace.Traces, phase journa
 	}
 	out.receipt(rel)
 	td.ResourceSpans().MoveAndAppendTo(out.traces().ResourceSpans())
+}
+
+// keepFromNow remembers a recovered trace as kept, in the cache and the journal, from now.
+func (s *Sampler) keepFromNow(id pcommon.TraceID, th sampling.Threshold, now time.Time) {
+	sh, fp, _, _ := s.lockFor(id)
+	defer sh.mu.Unlock()
+	sh.keep.put(fp, th)
+	s.journalDecision(sh, &store.Trace{}, id, true, th, now)
+	s.account(sh)
 }
 
 // restoreRescuable holds a dropped trace's spans again for what is left of its rescue window.
