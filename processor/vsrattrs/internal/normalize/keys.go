@@ -306,12 +306,18 @@ func (w *work) keyInfo(key string) *keyInfo {
 	if ki := w.keys[key]; ki != nil {
 		return ki
 	}
-	cleaned, clean := cleanKey(key)
 	// A key can hold what a value does (an address, a token): such a key is rewritten and
-	// its value is suspect.
-	if s, changed := w.n.scanner.String(cleaned, &w.counts); changed {
-		cleaned, clean = s, false
+	// its value is suspect. It is scanned before cleaning too, which joins the words its
+	// spaces kept apart (`user 4111…` would hide its card as `user4111…`).
+	cleaned, clean := cleanKey(key)
+	raw, rewritten := w.n.scanner.String(strings.ToValidUTF8(key, ""), &w.counts)
+	if rewritten {
+		cleaned, _ = cleanKey(raw)
 	}
+	if s, changed := w.n.scanner.String(cleaned, &w.counts); changed {
+		cleaned, rewritten = s, true
+	}
+	clean = clean && !rewritten
 	ki := &keyInfo{cleaned: cleaned, lower: strings.ToLower(cleaned), clean: clean}
 	w.keys[strings.Clone(key)] = ki
 	return ki

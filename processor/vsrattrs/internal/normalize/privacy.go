@@ -6,6 +6,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/otelcol-vsr/otelcol-vsr/processor/vsrattrs/internal/scan"
 )
 
 // The privacy walk: every string a span carries (its name, status message, trace state,
@@ -505,4 +507,51 @@ func (w *work) allowListEvents(span ptrace.Span) {
 			return w.n.opts.Mode != ModeReport
 		})
 	}
+}
+
+// bound cuts a string written under key on a router span to max_value_bytes. The walk scanned
+// it whole, and a cut can make a finding of what was none (a run of hex letters cut before its
+// first other letter reads as an ID) or undo a replacement (`b=REDACTED` cut to `b=RED`): the
+// cut is scanned again as the key's rule says, so that a second pass leaves it as it is. Where
+// the scan lengthens the cut past the bound again, the cut steps back to its previous separator.
+func (w *work) bound(key, s string, maxBytes int, issues *issueSet) string {
+	cut := truncate(s, maxBytes, issues)
+	if len(cut) == len(s) {
+		return s
+	}
+	for range maxBoundSteps {
+		out, changed := w.rescan(key, cut)
+		switch {
+		case !changed:
+			return cut
+		case len(out) <= maxBytes:
+			return out
+		}
+		i := strings.LastIndexAny(cut, boundSeparators)
+		if i < 0 {
+			break
+		}
+		cut = cut[:i]
+	}
+	return truncate(scan.Redacted, maxBytes, issues)
+}
+
+// boundSeparators end the parts of paths, queries and text a scan replaces whole.
+const boundSeparators = "/&?#;= "
+
+// maxBoundSteps bounds bound's steps back; past it the value is REDACTED.
+const maxBoundSteps = 8
+
+// rescan scans s, written under key on a router span, as the walk does.
+func (w *work) rescan(key, s string) (string, bool) {
+	r := w.topRule(w.keyInfo(key), true)
+	if r.matched() && !r.structure {
+		switch w.n.actions[r.family] {
+		case ActionSanitize:
+			return w.url(s, Families[r.family].URL)
+		case ActionHash, ActionDrop:
+			return s, false
+		}
+	}
+	return w.text(s)
 }

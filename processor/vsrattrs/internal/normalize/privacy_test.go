@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/pdatatest/ptracetest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -293,4 +294,54 @@ func TestSchemaKeysAreNotCredentials(t *testing.T) {
 	for _, key := range []string{"github.token", "app.time_to_first_token"} {
 		assert.True(t, m.match(key, key, false).matched(), "%s ends with a credential's word", key)
 	}
+}
+
+// A value cut to max_value_bytes after the walk scanned it is scanned again: what the cut
+// makes of it (an ID, a query value cut inside REDACTED, a card's digits) is what a second
+// pass, which scans the cut value, must find unchanged.
+func TestACutValueIsWhatASecondPassFinds(t *testing.T) {
+	const maxBytes = 32
+	hexRun := strings.Repeat("E", maxBytes)
+	for _, tc := range []struct{ name, key, value, want string }{
+		{"hex run cut before its first other letter", "url.path", hexRun + "g", "{id}"},
+		{"query value cut inside REDACTED", "http.path", "/chat?a=1&b=2&cc=3&d=4&ee=5", "/chat"},
+		{"digits cut into a card number", "plugin.status", "card number is: 4111111111111111" + "0000", "card number is:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := privacyOptions(ModeFix, "k")
+			opts.MaxValueBytes = maxBytes
+			n := New(opts)
+			td := ptrace.NewTraces()
+			rs := td.ResourceSpans().AppendEmpty()
+			rs.Resource().Attributes().PutStr("service.name", "vllm-sr")
+			span := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+			span.SetName("semantic_router.request")
+			span.Attributes().PutStr(tc.key, tc.value)
+			n.Traces(td)
+			once := ptrace.NewTraces()
+			td.CopyTo(once)
+			n.Traces(td)
+			require.NoError(t, ptracetest.CompareTraces(once, td), "a second pass changes nothing")
+			attrs := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes()
+			v, _ := attrs.Get(tc.key)
+			if tc.key == "http.path" {
+				v, _ = attrs.Get("url.path")
+			}
+			assert.Equal(t, tc.want, v.AsString())
+		})
+	}
+}
+
+// A key is scanned before it is cleaned: cleaning drops its spaces, and would join a card's
+// digits to the word before them, where the scanner no longer sees a card.
+func TestAKeysSecretIsFoundBeforeCleaningHidesIt(t *testing.T) {
+	n := New(privacyOptions(ModeFix, "k"))
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "vllm-sr")
+	span := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	span.SetName("semantic_router.request")
+	span.Attributes().PutStr("user 4111111111111111", "x")
+	n.Traces(td)
+	assert.NotContains(t, string(encoded(t, td)), "4111111111111111")
 }

@@ -191,7 +191,7 @@ func (w *work) enumValue(a *Attr, s string, maxBytes int, issues *issueSet) stri
 		s = folded
 		issues.add(IssueCase)
 	}
-	s = truncate(s, maxBytes, issues)
+	s = w.bound(a.Key, s, maxBytes, issues)
 	if a.Enum != nil && !slices.Contains(a.Enum, s) {
 		issues.add(IssueUnknownValue)
 	}
@@ -243,7 +243,7 @@ func (w *work) unknownKey(key string, pv pcommon.Value) {
 		return
 	}
 	var issues issueSet
-	s := sanitizeString(pv.Str(), opts.MaxValueBytes, &issues)
+	s := w.bound(key, validUTF8(pv.Str(), &issues), opts.MaxValueBytes, &issues)
 	if issues == 0 {
 		return
 	}
@@ -285,7 +285,7 @@ func (w *work) putDerived(attrs pcommon.Map, key, v string) string {
 	if src := w.n.spanSources[key]; src.attr != nil {
 		v = w.enumValue(src.attr, v, w.n.opts.MaxValueBytes, &issues)
 	} else {
-		v = sanitizeString(v, w.n.opts.MaxValueBytes, &issues)
+		v = w.bound(key, validUTF8(v, &issues), w.n.opts.MaxValueBytes, &issues)
 	}
 	w.countAll(issues, key)
 	attrs.PutStr(key, v)
