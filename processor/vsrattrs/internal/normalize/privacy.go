@@ -248,7 +248,7 @@ func (w *work) protectValue(v pcommon.Value, r rule, ki *keyInfo, c walkCtx, pat
 		// content event) carry over to them, so that structure keys stay; otherwise, and past
 		// maxDepth, the whole of it.
 		if !container || c.depth >= maxDepth || !inherits(r, c) {
-			if v.Type() == pcommon.ValueTypeEmpty || isHash(v, w.n.hashPrefix) {
+			if v.Type() == pcommon.ValueTypeEmpty || v.Type() == pcommon.ValueTypeStr && isHash(v.Str(), w.n.hashPrefix) {
 				return false // nothing, or hashed already by this processor in an earlier collector
 			}
 			v.SetStr(w.hash(v.AsString()))
@@ -346,9 +346,10 @@ func (w *work) enter(ki *keyInfo, pathLen int) int {
 	return len(w.path)
 }
 
-// text scans a kept string.
+// text scans a kept string. A hash this processor wrote is opaque: its hex digits can read
+// as something the scanner finds, and a second pass would change it.
 func (w *work) text(s string) (string, bool) {
-	if s == "" {
+	if s == "" || isHash(s, w.n.hashPrefix) {
 		return s, false
 	}
 	return w.n.scanner.String(s, &w.counts)

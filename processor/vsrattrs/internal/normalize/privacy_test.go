@@ -345,3 +345,24 @@ func TestAKeysSecretIsFoundBeforeCleaningHidesIt(t *testing.T) {
 	n.Traces(td)
 	assert.NotContains(t, string(encoded(t, td)), "4111111111111111")
 }
+
+// A hash is opaque to what normalization does to its key's values: pii.types is upper-cased,
+// but a hash under it (its raw key was invalid) stays a hash, which a second pass leaves.
+func TestAHashIsNotCaseFolded(t *testing.T) {
+	n := New(privacyOptions(ModeFix, "k"))
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "vllm-sr")
+	span := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	span.SetName("semantic_router.request")
+	span.Attributes().PutStr("pii .types", "a,b")
+	n.Traces(td)
+	v, ok := span.Attributes().Get("pii.types")
+	require.True(t, ok, "%v", span.Attributes().AsRaw())
+	require.Equal(t, 1, v.Slice().Len())
+	assert.True(t, isHash(v.Slice().At(0).Str(), hashPrefixes[HashHMACSHA256]), "%q", v.Slice().At(0).Str())
+	once := ptrace.NewTraces()
+	td.CopyTo(once)
+	n.Traces(td)
+	require.NoError(t, ptracetest.CompareTraces(once, td), "a second pass changes nothing")
+}

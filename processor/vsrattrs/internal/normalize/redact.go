@@ -4,8 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
-
-	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
 // hashPrefixes start every value this processor hashes, by hash function.
@@ -14,13 +12,9 @@ var hashPrefixes = [...]string{HashHMACSHA256: "hmac-sha256:", HashHMACSHA512: "
 // hashHexLen is the hex digits after the prefix: 128 bits.
 const hashHexLen = 32
 
-// isHash reports whether v is exactly what hash writes. Only that passes as already
+// isHash reports whether s is exactly what hash writes. Only that passes as already
 // redacted: a value that merely starts like one is personal data like any other.
-func isHash(v pcommon.Value, prefix string) bool {
-	if v.Type() != pcommon.ValueTypeStr {
-		return false
-	}
-	s := v.Str()
+func isHash(s, prefix string) bool {
 	if len(s) != len(prefix)+hashHexLen || !strings.HasPrefix(s, prefix) {
 		return false
 	}

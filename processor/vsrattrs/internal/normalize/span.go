@@ -187,7 +187,8 @@ func (w *work) value(a *Attr, conv Conv, pv pcommon.Value, issues *issueSet) (va
 // comes before the bound because it can change the length.
 func (w *work) enumValue(a *Attr, s string, maxBytes int, issues *issueSet) string {
 	s = validUTF8(s, issues)
-	if folded := foldCase(s, a.Case); folded != s {
+	// A hash is opaque: folded, it would no longer read as one.
+	if folded := foldCase(s, a.Case); folded != s && !isHash(s, w.n.hashPrefix) {
 		s = folded
 		issues.add(IssueCase)
 	}
