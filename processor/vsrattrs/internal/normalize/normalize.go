@@ -393,7 +393,10 @@ func (w *work) count(i Issue, key string) {
 	w.stats.Issues[i]++
 	if i.listed() && len(w.issues) < w.n.opts.MaxIssuesPerSpan {
 		var ignored issueSet
-		w.issues = append(w.issues, i.String()+":"+sanitizeString(key, maxIssueKeyBytes, &ignored))
+		// Scanned whole, as a second pass scans the list: a key clean alone can read as a
+		// finding after its issue's name (`invalid_key://0@` is a URL with credentials).
+		entry, _ := w.text(i.String() + ":" + sanitizeString(key, maxIssueKeyBytes, &ignored))
+		w.issues = append(w.issues, entry)
 	}
 }
 

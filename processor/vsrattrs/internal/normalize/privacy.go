@@ -455,14 +455,12 @@ func appendKey(keys []string, k string) []string {
 	return append(keys, k)
 }
 
-// countKey counts an issue with a key; the key is scanned before it is listed on the span,
-// since keys can hold what values do.
+// countKey counts an issue with a key, listed on router spans only.
 func (w *work) countKey(i Issue, key string, router bool) {
 	if !router {
 		w.stats.Issues[i]++
 		return
 	}
-	key, _ = w.text(key)
 	w.count(i, key)
 }
 

@@ -366,3 +366,23 @@ func TestAHashIsNotCaseFolded(t *testing.T) {
 	n.Traces(td)
 	require.NoError(t, ptracetest.CompareTraces(once, td), "a second pass changes nothing")
 }
+
+// An issue's entry is scanned whole: the key `//0@` is clean alone, but listed after its
+// issue's name it reads as a URL with credentials, which a second pass, scanning the list,
+// would redact.
+func TestAnIssueEntryIsScannedWhole(t *testing.T) {
+	n := New(privacyOptions(ModeFix, "k"))
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "vllm-sr")
+	span := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	span.SetName("semantic_router.request")
+	span.Attributes().PutStr("//0 @", "x")
+	span.Attributes().PutStr("card 4111111111111111", "x")
+	n.Traces(td)
+	once := ptrace.NewTraces()
+	td.CopyTo(once)
+	n.Traces(td)
+	require.NoError(t, ptracetest.CompareTraces(once, td), "a second pass changes nothing")
+	assert.NotContains(t, string(encoded(t, td)), "4111111111111111")
+}
