@@ -296,93 +296,59 @@ func TestSchemaKeysAreNotCredentials(t *testing.T) {
 	}
 }
 
+// normalizeTwice runs n over td, then again over the output, which it must leave as it is.
+func normalizeTwice(t *testing.T, n *Normalizer, td ptrace.Traces) {
+	t.Helper()
+	n.Traces(td)
+	once := ptrace.NewTraces()
+	td.CopyTo(once)
+	n.Traces(td)
+	require.NoError(t, ptracetest.CompareTraces(once, td), "a second pass changes nothing")
+}
+
 // A value cut to max_value_bytes after the walk scanned it is scanned again: what the cut
 // makes of it (an ID, a query value cut inside REDACTED, a card's digits) is what a second
 // pass, which scans the cut value, must find unchanged.
 func TestACutValueIsWhatASecondPassFinds(t *testing.T) {
 	const maxBytes = 32
 	hexRun := strings.Repeat("E", maxBytes)
-	for _, tc := range []struct{ name, key, value, want string }{
-		{"hex run cut before its first other letter", "url.path", hexRun + "g", "{id}"},
-		{"query value cut inside REDACTED", "http.path", "/chat?a=1&b=2&cc=3&d=4&ee=5", "/chat"},
-		{"digits cut into a card number", "plugin.status", "card number is: 4111111111111111" + "0000", "card number is:"},
+	for _, tc := range []struct{ name, key, value, outKey, want string }{
+		{"hex run cut before its first other letter", "url.path", hexRun + "g", "url.path", "{id}"},
+		{"query value cut inside REDACTED", "http.path", "/chat?a=1&b=2&cc=3&d=4&ee=5", "url.path", "/chat"},
+		{"digits cut into a card number", "plugin.status", "card number is: 4111111111111111" + "0000", "plugin.status", "card number is:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := privacyOptions(ModeFix, "k")
 			opts.MaxValueBytes = maxBytes
-			n := New(opts)
-			td := ptrace.NewTraces()
-			rs := td.ResourceSpans().AppendEmpty()
-			rs.Resource().Attributes().PutStr("service.name", "vllm-sr")
-			span := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
-			span.SetName("semantic_router.request")
+			td, span, _ := routerSpan("semantic_router.request")
 			span.Attributes().PutStr(tc.key, tc.value)
-			n.Traces(td)
-			once := ptrace.NewTraces()
-			td.CopyTo(once)
-			n.Traces(td)
-			require.NoError(t, ptracetest.CompareTraces(once, td), "a second pass changes nothing")
-			attrs := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes()
-			v, _ := attrs.Get(tc.key)
-			if tc.key == "http.path" {
-				v, _ = attrs.Get("url.path")
-			}
+			normalizeTwice(t, New(opts), td)
+			v, _ := span.Attributes().Get(tc.outKey)
 			assert.Equal(t, tc.want, v.AsString())
 		})
 	}
 }
 
-// A key is scanned before it is cleaned: cleaning drops its spaces, and would join a card's
-// digits to the word before them, where the scanner no longer sees a card.
-func TestAKeysSecretIsFoundBeforeCleaningHidesIt(t *testing.T) {
-	n := New(privacyOptions(ModeFix, "k"))
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", "vllm-sr")
-	span := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
-	span.SetName("semantic_router.request")
-	span.Attributes().PutStr("user 4111111111111111", "x")
-	n.Traces(td)
-	assert.NotContains(t, string(encoded(t, td)), "4111111111111111")
-}
-
 // A hash is opaque to what normalization does to its key's values: pii.types is upper-cased,
 // but a hash under it (its raw key was invalid) stays a hash, which a second pass leaves.
 func TestAHashIsNotCaseFolded(t *testing.T) {
-	n := New(privacyOptions(ModeFix, "k"))
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", "vllm-sr")
-	span := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
-	span.SetName("semantic_router.request")
+	td, span, _ := routerSpan("semantic_router.request")
 	span.Attributes().PutStr("pii .types", "a,b")
-	n.Traces(td)
+	normalizeTwice(t, New(privacyOptions(ModeFix, "k")), td)
 	v, ok := span.Attributes().Get("pii.types")
 	require.True(t, ok, "%v", span.Attributes().AsRaw())
 	require.Equal(t, 1, v.Slice().Len())
 	assert.True(t, isHash(v.Slice().At(0).Str(), hashPrefixes[HashHMACSHA256]), "%q", v.Slice().At(0).Str())
-	once := ptrace.NewTraces()
-	td.CopyTo(once)
-	n.Traces(td)
-	require.NoError(t, ptracetest.CompareTraces(once, td), "a second pass changes nothing")
 }
 
-// An issue's entry is scanned whole: the key `//0@` is clean alone, but listed after its
-// issue's name it reads as a URL with credentials, which a second pass, scanning the list,
-// would redact.
-func TestAnIssueEntryIsScannedWhole(t *testing.T) {
-	n := New(privacyOptions(ModeFix, "k"))
-	td := ptrace.NewTraces()
-	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr("service.name", "vllm-sr")
-	span := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
-	span.SetName("semantic_router.request")
+// A key is scanned before it is cleaned, as cleaning drops its spaces and would join a card's
+// digits to the word before them, where the scanner no longer sees a card; and an issue's
+// entry is scanned whole, as the key `//0@`, clean alone, reads as a URL with credentials
+// after its issue's name, which a second pass, scanning the list, would redact.
+func TestKeysAreScannedAsTheyAreWrittenAndListed(t *testing.T) {
+	td, span, _ := routerSpan("semantic_router.request")
 	span.Attributes().PutStr("//0 @", "x")
 	span.Attributes().PutStr("card 4111111111111111", "x")
-	n.Traces(td)
-	once := ptrace.NewTraces()
-	td.CopyTo(once)
-	n.Traces(td)
-	require.NoError(t, ptracetest.CompareTraces(once, td), "a second pass changes nothing")
+	normalizeTwice(t, New(privacyOptions(ModeFix, "k")), td)
 	assert.NotContains(t, string(encoded(t, td)), "4111111111111111")
 }
