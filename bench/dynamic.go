@@ -57,8 +57,7 @@ func runDynamic(o options, s *sink) ([]dynamicRun, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfg := traffic(dynamicRate, o.dynamicDuration, o.seed)
-		cfg.Mix.ErrorRate, cfg.Mix.BlockedRate = 0, 0
+		cfg := dynamicTraffic(dynamicRate, o.dynamicDuration, o.seed)
 		start := time.Now()
 		var extra []loadgen.Entry
 		halfwayDone := make(chan struct{})
@@ -71,8 +70,7 @@ func runDynamic(o options, s *sink) ([]dynamicRun, error) {
 				}
 			case v.newKey:
 				// A tenth of the traffic from now on: the rest goes on as it was.
-				late := traffic(dynamicRate/9, o.dynamicDuration/2, o.seed+1)
-				late.Mix.ErrorRate, late.Mix.BlockedRate = 0, 0
+				late := dynamicTraffic(dynamicRate/9, o.dynamicDuration/2, o.seed+1)
 				late.Mix.NewCategory, late.Mix.NewCategoryRate = newCategory, 1
 				_, extra, _ = send(c.endpoint(), late, restartAttempts)
 			}
@@ -95,6 +93,14 @@ func runDynamic(o options, s *sink) ([]dynamicRun, error) {
 		runs = append(runs, run)
 	}
 	return runs, nil
+}
+
+// dynamicTraffic is the bench's traffic without what the sampler keeps always (errors, blocks,
+// and guard matches the router routed): what is left is dynamic sampling's alone.
+func dynamicTraffic(rate float64, d time.Duration, seed uint64) loadgen.Config {
+	cfg := traffic(rate, d, seed)
+	cfg.Mix.ErrorRate, cfg.Mix.BlockedRate, cfg.Mix.PIIRoutedRate = 0, 0, 0
+	return cfg
 }
 
 // count tallies a run's traces and returns its kept traces per second per full window. A
@@ -120,7 +126,7 @@ func (run *dynamicRun) count(manifest []loadgen.Entry, start time.Time, d time.D
 }
 
 func writeDynamic(b *strings.Builder, runs []dynamicRun) {
-	fmt.Fprintf(b, "\n## Dynamic sampling windows\n\n`bench/configs/dynamic.yaml`: target %.0f kept traces/s over `category.name`, `adjustment_interval: 5s`; %.0f traces/s with no errors, blocks or slow requests. "+
+	fmt.Fprintf(b, "\n## Dynamic sampling windows\n\n`bench/configs/dynamic.yaml`: target %.0f kept traces/s over `category.name`, `adjustment_interval: 5s`; %.0f traces/s with no errors, blocks, PII-routed or slow requests (the sampler keeps the first three always). "+
 		"Kept traces per second in each %s window, by the request's start (target ±20 %%: %.0f–%.0f).\n\n",
 		dynamicTarget, dynamicRate, dynamicWindow, 0.8*dynamicTarget, 1.2*dynamicTarget)
 	b.WriteString("| run | kept traces/s per window | worst window × target | keep-always kept |\n|---|---|---|---|\n")
