@@ -283,7 +283,8 @@ type Control struct {
 	At int64
 	// Threshold is a keep decision's sampling threshold (pkg/sampling's unsigned form).
 	Threshold uint64
-	// Since is, on a done mark, the oldest segment holding the trace's span records.
+	// Since is, on a done mark or a keep, the oldest segment holding the trace's span records
+	// (NoSegment: a keep made with none).
 	Since uint32
 	// Pos orders the record among the others: for a decision, where it was first written (set
 	// by the journal); for a done mark, the Mark before which its span records are done with.
@@ -471,19 +472,31 @@ func (j *Journal) stillMatters(c Control, in uint32, now time.Time) bool {
 	age := time.Duration(now.UnixNano() - c.At)
 	switch c.Kind {
 	case KindKeep:
-		return age < j.opts.KeepRetention
+		// Past its retention, a keep stays while its trace's spans may: a root awaiting its
+		// model call outlives it, and without its keep a crash would bring it back undecided.
+		return age < j.opts.KeepRetention || j.holdsSegmentOf(c, in)
 	case KindDrop:
 		return age < j.opts.DropRetention
 	case KindDone:
 		// Spans it covers may be in a segment still on disk: without it they would come back.
-		for id := range j.segments {
-			if id != in && id >= c.Since && id <= c.Pos.Segment {
-				return true
-			}
+		return j.holdsSegmentOf(c, in)
+	}
+	return false
+}
+
+// holdsSegmentOf reports whether a segment other than in, from c.Since to where c was first
+// written, is still on disk.
+func (j *Journal) holdsSegmentOf(c Control, in uint32) bool {
+	for id := range j.segments {
+		if id != in && id >= c.Since && id <= c.Pos.Segment {
+			return true
 		}
 	}
 	return false
 }
+
+// NoSegment is the Since of a keep whose trace had no span records.
+const NoSegment = ^uint32(0)
 
 // Get appends the OTLP bytes of a span record to dst.
 func (j *Journal) Get(ref Ref, dst []byte) ([]byte, error) {

@@ -275,8 +275,10 @@ func TestControlRecordsAreCarriedWhileTheyMatter(t *testing.T) {
 	require.Equal(t, []uint32{0, 1}, []uint32{long.Segment(), r2.Segment()})
 	now := t0.Add(time.Hour)
 	for _, c := range []Control{
-		{Kind: KindKeep, Trace: id(2), At: now.UnixNano(), Threshold: 9},
-		{Kind: KindKeep, Trace: id(4), At: now.Add(-2 * time.Minute).UnixNano()},
+		{Kind: KindKeep, Trace: id(2), At: now.UnixNano(), Threshold: 9, Since: r2.Segment()},
+		{Kind: KindKeep, Trace: id(4), At: now.Add(-2 * time.Minute).UnixNano(), Since: NoSegment},
+		// A root awaiting its model call, parked in segment 0 past the keep's retention.
+		{Kind: KindKeep, Trace: id(1), At: now.Add(-2 * time.Minute).UnixNano(), Threshold: 3, Since: long.Segment()},
 		{Kind: KindDrop, Trace: id(5), At: now.UnixNano()},
 		{Kind: KindDrop, Trace: id(6), At: now.Add(-time.Minute).UnixNano()},
 		{Kind: KindDone, Trace: id(2), At: now.UnixNano(), Since: r2.Segment(), Pos: j.Mark()},
@@ -296,7 +298,7 @@ func TestControlRecordsAreCarriedWhileTheyMatter(t *testing.T) {
 	ids, err := segmentIDs(dir)
 	require.NoError(t, err)
 	require.Equal(t, []uint32{0, 2}, ids, "the segment of freed spans is gone")
-	require.Equal(t, 3, j.Stats().Carried, "the recent keep, the recent drop, and the done mark of spans in segment 0")
+	require.Equal(t, 4, j.Stats().Carried, "the recent keep, the keep of spans in segment 0, the recent drop, and the done mark of spans in segment 0")
 	crash(t, j)
 
 	j, rec := open(t, o)
@@ -306,6 +308,7 @@ func TestControlRecordsAreCarriedWhileTheyMatter(t *testing.T) {
 	require.Empty(t, m[id(2)].Parts)
 	require.Equal(t, KindDrop, m[id(5)].Decision.Kind)
 	require.NotContains(t, m, id(4), "a keep older than its retention is not carried")
+	require.Equal(t, PhaseKept, m[id(1)].Phase, "a keep whose spans are still on disk is carried past its retention")
 	require.NotContains(t, m, id(6), "a drop past the rescue window is not carried")
 	require.NotContains(t, m, id(7), "a done mark alone is not a trace")
 }

@@ -144,7 +144,7 @@ func (s *Sampler) followDecision(sh *shard, b *batch, bt *batchTrace, now time.T
 	// An error or block is never dropped: the trace is kept from now on.
 	sh.drop.remove(bt.fp)
 	sh.keep.put(bt.fp, sampling.AlwaysSampleThreshold)
-	s.journalDecision(sh, &store.Trace{}, bt.id, true, sampling.AlwaysSampleThreshold, now)
+	s.journalDecision(sh, noSlot, &store.Trace{}, bt.id, true, sampling.AlwaysSampleThreshold, now)
 	for _, r := range bt.spans {
 		b.fates[r] = fatePass
 		out.stamp(b.span(r), sampling.AlwaysSampleThreshold)
@@ -179,7 +179,7 @@ func (s *Sampler) joinRescuable(sh *shard, si int32, in *here, now time.Time, ou
 	fp := fingerprint(t.id)
 	sh.drop.remove(fp)
 	sh.keep.put(fp, sampling.AlwaysSampleThreshold)
-	s.journalDecision(sh, &t.parked, t.id, true, sampling.AlwaysSampleThreshold, now)
+	s.journalDecision(sh, si, &t.parked, t.id, true, sampling.AlwaysSampleThreshold, now)
 	for range t.spans {
 		s.obs.LateSpan(LateRescued)
 	}
@@ -377,7 +377,7 @@ func (s *Sampler) decide(sh *shard, si int32, trigger Trigger, now time.Time, cl
 	fp := fingerprint(t.id)
 	if d.Keep {
 		sh.keep.put(fp, d.Threshold)
-		s.journalDecision(sh, &t.parked, t.id, true, d.Threshold, now)
+		s.journalDecision(sh, si, &t.parked, t.id, true, d.Threshold, now)
 		t.phase = phaseKept
 		sh.extra(si).keptTh = d.Threshold
 		if !closing {
@@ -395,7 +395,7 @@ func (s *Sampler) decide(sh *shard, si int32, trigger Trigger, now time.Time, cl
 		t.phase = phaseRescuable
 		t.last = msBetween(t.first, now)
 		sh.setTimer(si, listRescuable)
-		s.journalDecision(sh, &t.parked, t.id, false, d.Threshold, now)
+		s.journalDecision(sh, si, &t.parked, t.id, false, d.Threshold, now)
 		return outcomeHeld
 	}
 	s.free(sh, si, now)
@@ -509,10 +509,13 @@ func (s *Sampler) place(sh *shard, si int32) {
 	}
 }
 
+// noSlot is the slot of a decision for a trace the sampler does not hold.
+const noSlot = int32(-1)
+
 // journalDecision writes a decision to the journal, if any: after a crash it comes back into
 // the decision caches, and a dropped trace's spans wait out their rescue window.
-func (s *Sampler) journalDecision(sh *shard, t *store.Trace, id pcommon.TraceID, keep bool, th sampling.Threshold, now time.Time) {
-	if err := sh.store.Decided(t, id, keep, th.Unsigned(), now); err != nil {
+func (s *Sampler) journalDecision(sh *shard, si int32, t *store.Trace, id pcommon.TraceID, keep bool, th sampling.Threshold, now time.Time) {
+	if err := sh.store.Decided(si, t, id, keep, th.Unsigned(), now); err != nil {
 		s.obs.JournalFailed(err)
 	}
 }

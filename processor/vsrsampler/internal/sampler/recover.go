@@ -146,7 +146,7 @@ func (s *Sampler) keepFromNow(id pcommon.TraceID, th sampling.Threshold, now tim
 	sh, fp, _, _ := s.lockFor(id)
 	defer sh.mu.Unlock()
 	sh.keep.put(fp, th)
-	s.journalDecision(sh, &store.Trace{}, id, true, th, now)
+	s.journalDecision(sh, noSlot, &store.Trace{}, id, true, th, now)
 	s.account(sh)
 }
 
@@ -169,7 +169,7 @@ func (s *Sampler) restoreRescuable(rt *journal.RecoveredTrace, parts []ptrace.Tr
 	}
 	sh.setTimer(si, listRescuable)
 	sh.drop.put(fp, struct{}{})
-	s.journalDecision(sh, &t.parked, id, false, sampling.NeverSampleThreshold, droppedAt)
+	s.journalDecision(sh, si, &t.parked, id, false, sampling.NeverSampleThreshold, droppedAt)
 	sh.store.Pack(si, &t.parked)
 	s.account(sh)
 }
@@ -201,7 +201,7 @@ func (s *Sampler) recoverDecision(rt *journal.RecoveredTrace) bool {
 		return false
 	}
 	sh.keep.put(fp, th)
-	s.journalDecision(sh, &store.Trace{}, id, true, th, at)
+	s.journalDecision(sh, noSlot, &store.Trace{}, id, true, th, at)
 	s.account(sh)
 	return true
 }

@@ -325,11 +325,16 @@ func (s *Shard) Free(si int32, t *Trace, id [16]byte, now time.Time) error {
 // Decided writes a decision made at at to the journal, for the decision caches after a
 // restart. A drop is written only for a trace the journal holds spans of: after a restart they
 // wait out the rescue window with it.
-func (s *Shard) Decided(t *Trace, id [16]byte, keep bool, th uint64, at time.Time) error {
+func (s *Shard) Decided(si int32, t *Trace, id [16]byte, keep bool, th uint64, at time.Time) error {
 	if s.journal == nil || (!keep && !t.has(hasJournal)) {
 		return nil
 	}
-	c := journal.Control{Kind: journal.KindDrop, Trace: id, At: at.UnixNano(), Threshold: th}
+	c := journal.Control{Kind: journal.KindDrop, Trace: id, At: at.UnixNano(), Threshold: th, Since: journal.NoSegment}
+	if t.has(hasJournal) {
+		for _, ref := range s.journaled[si] {
+			c.Since = min(c.Since, ref.Segment())
+		}
+	}
 	if keep {
 		c.Kind = journal.KindKeep
 	}
