@@ -95,20 +95,12 @@ func split(traces []routersim.Trace) (open, roots ptrace.Traces) {
 
 // scanForCanaries returns the files under dir that hold a canary, and how many bytes it read.
 func scanForCanaries(t *testing.T, dir string) (leaks []string, read int) {
-	require.NoError(t, filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
+	eachFile(t, dir, func(path string, raw []byte) {
 		read += len(raw)
 		if bytes.Contains(raw, []byte(canaryMark)) {
 			leaks = append(leaks, path)
 		}
-		return nil
-	}))
+	})
 	return leaks, read
 }
 

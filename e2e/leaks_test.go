@@ -50,6 +50,15 @@ func splitRoots(td ptrace.Traces) (open, roots ptrace.Traces) {
 
 // filesUnder reads every file under dir.
 func filesUnder(t *testing.T, dir string) (data []byte, files int) {
+	eachFile(t, dir, func(_ string, raw []byte) {
+		files++
+		data = append(data, raw...)
+	})
+	return data, files
+}
+
+// eachFile calls read with the path and content of every file under dir.
+func eachFile(t *testing.T, dir string, read func(path string, raw []byte)) {
 	require.NoError(t, filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -58,11 +67,9 @@ func filesUnder(t *testing.T, dir string) (data []byte, files int) {
 		if err != nil {
 			return err
 		}
-		files++
-		data = append(data, raw...)
+		read(path, raw)
 		return nil
 	}))
-	return data, files
 }
 
 func scrape(t *testing.T, port int) []byte {
